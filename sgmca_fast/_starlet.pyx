@@ -6,7 +6,6 @@ check what the C code reports.
 """
 
 cimport numpy as cnp
-import numpy as np
 
 cnp.import_array()
 
