@@ -1,0 +1,216 @@
+"""Manifold projection: our Levenberg-Marquardt against the authors' AdaGrad.
+
+Runs, in one process and on the same held-out Cas A spectra, with the authors'
+imported IAE models (shared/data/casa/reference_models):
+
+- ``fast_project`` (encoder-based projection),
+- ``project`` (variable-projection Levenberg-Marquardt, onnxruntime path),
+- an AdaGrad loop with the authors' settings (1000 steps, step 0.1, momentum 0.9,
+  on the free latent weights and the amplitude, stop when the relative change of
+  the loss is < 1e-6), its gradient from our hand-derived Jacobian; every
+  spectrum runs its own optimiser (the batch is vectorised, the stopping test
+  and AdaGrad's accumulators are per spectrum).
+
+Held-out spectra: ``valid`` of sync and thermal; for gauss the last 20 % of
+``train`` (rows ``int(0.8 * 600):``, the rule our training uses).
+
+    python bench/compare_projection.py [--casa ../shared/data/casa]
+
+Timings keep the best of a few repeats (the machine may be shared).
+"""
+
+import os
+
+# Pin the BLAS threads before numpy loads: timings compare one core each way.
+for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
+
+import argparse  # noqa: E402
+import platform  # noqa: E402
+import sys  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+FAMILIES = ("sync", "thermal", "gauss")
+
+
+def held_out(casa: Path, family: str) -> np.ndarray:
+    data = np.load(casa / f"spectra_{family}.npz")
+    if family == "gauss":
+        train = data["train"]
+        return train[int(0.8 * train.shape[0]):]
+    return data["valid"]
+
+
+def adagrad_project(model, a, n_steps=1000, step=0.1, momentum=0.9, eps=1e-6):
+    """The authors' projection: AdaGrad on (lambda[:-1], amplitude), per spectrum.
+
+    Loss ||amplitude * g([l, 1 - sum(l)]) - a||^2, started from the fast
+    projection (its lambda[:-1] and amplitude), as ``barycentric_span_projection``
+    of the authors' IAE_JAX.py with optim 3 (jax ``adagrad(step, momentum=0.9)``).
+    """
+    k = a.shape[0]
+    _, lam0, amp0 = model.fast_project(a)
+    x = np.hstack([lam0[:, :-1], amp0[:, None]])  # parameters, one row each
+    g_sq = np.zeros_like(x)
+    mom = np.zeros_like(x)
+    old = np.full(k, 1e32)
+    active = np.ones(k, dtype=bool)
+    n_iter = np.zeros(k, dtype=np.int64)
+    n = model.n_anchors
+
+    def full_lambda(p):
+        return np.hstack([p[:, :-1], 1.0 - p[:, :-1].sum(axis=1, keepdims=True)])
+
+    for _ in range(n_steps):
+        idx = np.flatnonzero(active)
+        if idx.size == 0:
+            break
+        p = x[idx]
+        g, jac = model._rt_generate(full_lambda(p), True)
+        amp = p[:, -1]
+        res = amp[:, None] * g - a[idx]
+        # d/dl_i with l_N = 1 - sum: columns i minus the last.
+        jfree = jac[:, :, : n - 1] - jac[:, :, n - 1:]
+        grad = np.empty_like(p)
+        grad[:, :-1] = 2.0 * amp[:, None] * np.einsum("ij,ijd->id", res, jfree)
+        grad[:, -1] = 2.0 * np.einsum("ij,ij->i", res, g)
+        gs = g_sq[idx] + grad * grad
+        inv = np.where(gs > 0, 1.0 / np.sqrt(np.where(gs > 0, gs, 1.0)), 0.0)
+        m = (1.0 - momentum) * (grad * inv) + momentum * mom[idx]
+        p = p - step * m
+        x[idx], g_sq[idx], mom[idx] = p, gs, m
+        n_iter[idx] += 1
+        gnew = model._rt_generate(full_lambda(p), False)[0]
+        loss = np.sum((p[:, -1:] * gnew - a[idx]) ** 2, axis=1)
+        rel = np.abs(old[idx] - loss) / (old[idx] + 1e-16)
+        old[idx] = loss
+        active[idx[rel < eps]] = False
+    lam = full_lambda(x)
+    g = model._rt_generate(lam, False)[0]
+    spectra = x[:, -1:] * g
+    return spectra, lam, x[:, -1], np.linalg.norm(a - spectra, axis=1), n_iter
+
+
+def sad_db(est, true):
+    cos = np.sum(est * true, axis=1) / (
+        np.linalg.norm(est, axis=1) * np.linalg.norm(true, axis=1)
+    )
+    return -10.0 * np.log10(np.arccos(np.clip(cos, -1.0, 1.0)))
+
+
+def timed(fn, repeat):
+    best = np.inf
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        out = fn()
+        best = min(best, time.perf_counter() - t0)
+    return best, out
+
+
+def versions() -> str:
+    import onnx
+    import onnxruntime
+
+    import sgmca_fast
+
+    return (
+        f"python {platform.python_version()}, numpy {np.__version__}, onnx "
+        f"{onnx.__version__}, onnxruntime {onnxruntime.__version__}, sgmca-fast "
+        f"{sgmca_fast.__version__}; {platform.machine()}, {os.cpu_count()} CPUs, "
+        "BLAS and onnxruntime pinned to 1 thread"
+    )
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    default_casa = Path(__file__).resolve().parents[2] / "shared" / "data" / "casa"
+    parser.add_argument("--casa", type=Path, default=default_casa)
+    parser.add_argument("--families", nargs="+", default=list(FAMILIES))
+    parser.add_argument("--single", type=int, default=10,
+                        help="spectra timed one at a time (both methods)")
+    parser.add_argument("--repeat", type=int, default=7,
+                        help="timing repeats of our calls (best is kept)")
+    parser.add_argument("--repeat-adagrad", type=int, default=2,
+                        help="timing repeats of the AdaGrad loop (best is kept)")
+    args = parser.parse_args(argv)
+
+    from sgmca_fast.iae import from_reference, load
+
+    print("command:", " ".join([Path(sys.executable).name] + sys.argv))
+    print("versions:", versions())
+    print()
+    tmp = tempfile.TemporaryDirectory()
+    header = (
+        f"{'family':8s} {'k':>4s} {'ours<=theirs':>12s} {'ms/spec LM':>10s} "
+        f"{'ms/spec Ada':>11s} {'ratio':>7s} {'1-by-1 ratio':>12s} "
+        f"{'SAD fast':>8s} {'SAD LM':>7s} {'SAD Ada':>7s} {'LM it':>6s} "
+        f"{'Ada it':>6s}"
+    )
+    print(header)
+    print("-" * len(header))
+    models = {}
+    for family in args.families:
+        ref = from_reference(args.casa / "reference_models" / f"model_{family}.pkl")
+        path = Path(tmp.name) / f"{family}.onnx"
+        ref.save(path)
+        model = load(path, num_threads=1)  # the run-time (onnxruntime) path
+        models[family] = model
+        a = held_out(args.casa, family)
+        k = a.shape[0]
+        model.project(a[:4])  # warm-up
+        t_lm, res = timed(lambda m=model, a=a: m.project(a), args.repeat)
+        t_ada, (ada_spec, _, _, ada_res, ada_it) = timed(
+            lambda m=model, a=a: adagrad_project(m, a), args.repeat_adagrad
+        )
+        fast_spec = model.fast_project(a)[0]
+        # One spectrum per call, as a solver iteration projects a few columns.
+        sel = a[: args.single]
+        t1_lm = sum(
+            timed(lambda s=s, m=model: m.project(s[None]), args.repeat)[0]
+            for s in sel
+        )
+        t1_ada = sum(
+            timed(lambda s=s, m=model: adagrad_project(m, s[None]),
+                  args.repeat_adagrad)[0]
+            for s in sel
+        )
+        frac = np.mean(res.residual <= ada_res)
+        print(
+            f"{family:8s} {k:4d} {100 * frac:11.1f}% {1e3 * t_lm / k:10.4f} "
+            f"{1e3 * t_ada / k:11.3f} {t_ada / t_lm:6.0f}x "
+            f"{t1_ada / t1_lm:11.0f}x "
+            f"{np.median(sad_db(fast_spec, a)):8.2f} "
+            f"{np.median(sad_db(res.spectra, a)):7.2f} "
+            f"{np.median(sad_db(ada_spec, a)):7.2f} "
+            f"{np.median(res.n_iter):6.0f} {np.median(ada_it):6.0f}"
+        )
+    print()
+    print("ours<=theirs: share of spectra where the LM residual is <= AdaGrad's")
+    print("ms/spec: whole held-out set in one batched call, per spectrum; ratio =")
+    print(f"AdaGrad / LM; 1-by-1 ratio: the first {args.single} spectra one per call")
+    print("SAD: median -10 log10(angle) between projected and true spectrum, dB")
+    print("it: median iterations (LM: g + Jacobian evaluations; AdaGrad: steps)")
+    print()
+    # Throughput on a batch of 200 (all families' held-out spectra, cycled).
+    for family, model in models.items():
+        a = held_out(args.casa, family)
+        batch = np.resize(a, (200, a.shape[1]))
+        model.project(batch)
+        t_ort, _ = timed(lambda m=model, b=batch: m.project(b), args.repeat)
+        t_fast, _ = timed(lambda m=model, b=batch: m.fast_project(b), args.repeat)
+        ref = from_reference(args.casa / "reference_models" / f"model_{family}.pkl")
+        t_np, _ = timed(lambda m=ref, b=batch: m.project(b), args.repeat)
+        print(
+            f"batch of 200 {family:8s}: project {1e3 * t_ort / 200:.4f} ms/spectrum "
+            f"(onnxruntime), {1e3 * t_np / 200:.4f} (numpy); fast_project "
+            f"{1e3 * t_fast / 200:.4f}"
+        )
+    tmp.cleanup()
+
+
+if __name__ == "__main__":
+    main()

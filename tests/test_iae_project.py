@@ -1,0 +1,174 @@
+"""Fast and least-squares projections on IAE models."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from sgmca_fast.iae import IAEModel, ProjectionResult, from_reference
+
+CASA = Path(__file__).resolve().parents[2] / "shared" / "data" / "casa"
+REFERENCE = CASA / "reference_models"
+needs_casa = pytest.mark.skipif(
+    not REFERENCE.is_dir(), reason="shared/data/casa is not available"
+)
+
+
+def tiny_model(activation="tanh", seed=0, simplex=True):
+    rng = np.random.default_rng(seed)
+    J, N, L = 8, 3, 3
+    anchors = rng.random((N, J)) + 0.1
+    anchors /= anchors.sum(axis=1, keepdims=True)
+    ws = [rng.standard_normal((J, J)) / np.sqrt(J) for _ in range(2 * L)]
+    bs = [0.1 * rng.standard_normal(J) for _ in range(2 * L)]
+    return IAEModel(anchors, ws[:L], bs[:L], ws[L:], bs[L:], activation=activation,
+                    simplex=simplex)
+
+
+def reference(family):
+    return from_reference(REFERENCE / f"model_{family}.pkl")
+
+
+def feasible_start_residual(m, a):
+    """Residual where project starts: fast lambda moved to sum one, best rho."""
+    lam = m.fast_project(a)[1]
+    lam = lam + (1 - lam.sum(axis=1, keepdims=True)) / m.n_anchors
+    g = m.generate(lam)
+    rho = np.maximum((a * g).sum(1), 0) / (g * g).sum(1)
+    return np.linalg.norm(a - rho[:, None] * g, axis=1)
+
+
+def test_fast_project_formula():
+    m = tiny_model()
+    a = np.random.default_rng(1).random((4, 8)) * 3
+    spectra, lam, amp = m.fast_project(a)
+    amp0 = np.abs(a).sum(1) / np.abs(m.anchors).sum(1).mean()
+    lam0 = m.interpolate(m.encode(a / amp0[:, None]))
+    y = m.generate(lam0)
+    amp_ = (y * a).sum(1) / np.maximum((y * y).sum(1), 1e-3)
+    np.testing.assert_allclose(lam, lam0, rtol=1e-12)
+    np.testing.assert_allclose(amp, amp_, rtol=1e-12)
+    np.testing.assert_allclose(spectra, amp_[:, None] * y, rtol=1e-12)
+    s1, l1, a1 = m.fast_project(a[0])
+    assert s1.shape == (8,) and l1.shape == (3,) and isinstance(a1, float)
+
+
+@pytest.mark.parametrize("activation", ["tanh", "leaky_relu"])
+def test_recovers_generated_spectrum_tiny(activation):
+    m = tiny_model(activation)
+    rng = np.random.default_rng(2)
+    lam_true = rng.dirichlet(3 * np.ones(3), size=5)
+    a = 3.0 * m.generate(lam_true)
+    # Start a little away so the solver has work to do.
+    res = m.project(a, lambda0=lam_true + 0.05 * np.array([1.0, -0.5, -0.5]))
+    np.testing.assert_allclose(res.rho, 3.0, rtol=1e-7)
+    np.testing.assert_allclose(res.lambdas, lam_true, atol=1e-6)
+    assert np.all(res.residual <= 1e-7 * np.linalg.norm(a, axis=1))
+    assert res.converged.all() and res.n_iter.max() < 50
+
+
+@needs_casa
+@pytest.mark.parametrize("family", ["sync", "thermal", "gauss"])
+def test_recovers_generated_spectrum_reference(family):
+    m = reference(family)
+    valid = np.load(CASA / f"spectra_{family}.npz")["train"][::60]
+    lam_true = m.project(valid).lambdas  # on-manifold points of the family
+    a = 3.0 * m.generate(lam_true)
+    res = m.project(a)
+    np.testing.assert_allclose(res.rho, 3.0, rtol=1e-6)
+    np.testing.assert_allclose(res.lambdas, lam_true, atol=1e-5)
+    np.testing.assert_allclose(res.lambdas.sum(1), 1.0, atol=1e-12)
+    assert np.all(res.residual <= 1e-6 * np.linalg.norm(a, axis=1))
+
+
+@needs_casa
+@pytest.mark.parametrize("family", ["sync", "thermal"])
+def test_never_worse_than_start(family):
+    m = reference(family)
+    a = np.load(CASA / f"spectra_{family}.npz")["valid"]
+    res = m.project(a)
+    fast = np.linalg.norm(a - m.fast_project(a)[0], axis=1)
+    assert np.all(res.residual <= feasible_start_residual(m, a) * (1 + 1e-12))
+    # fast_project's weights sum to s / (s + 1e-3), off the constraint set: it
+    # may beat the constrained optimum by that margin, no more.
+    assert np.mean(res.residual <= fast) >= 0.95
+    assert np.all(res.residual <= fast * (1 + 1e-3))
+    np.testing.assert_allclose(res.lambdas.sum(1), 1.0, atol=1e-12)
+    assert np.all(res.rho >= 0)
+    np.testing.assert_allclose(
+        res.residual, np.linalg.norm(a - res.spectra, axis=1), rtol=1e-10
+    )
+    np.testing.assert_allclose(np.linalg.norm(res.unit_spectra, axis=1), 1.0)
+    np.testing.assert_allclose(res.spectra, res.rho[:, None] * m.generate(res.lambdas))
+
+
+@needs_casa
+def test_far_from_manifold():
+    m = reference("sync")
+    sync = np.load(CASA / "spectra_sync.npz")["valid"][:10]
+    therm = np.load(CASA / "spectra_thermal.npz")["valid"][:10]
+    gauss = np.load(CASA / "spectra_gauss.npz")["train"][:10]
+    rng = np.random.default_rng(3)
+    a = np.vstack([
+        0.5 * sync + 0.5 * therm,
+        therm,
+        gauss * 5,
+        sync + 0.02 * rng.standard_normal(sync.shape),
+        rng.standard_normal((5, 75)),
+    ])
+    res = m.project(a)
+    assert all(np.all(np.isfinite(getattr(res, f))) for f in
+               ("spectra", "lambdas", "rho", "residual", "unit_spectra"))
+    assert np.all(res.residual <= feasible_start_residual(m, a) * (1 + 1e-12))
+    assert np.all(res.residual <= np.linalg.norm(a, axis=1) * (1 + 1e-12))
+
+
+def test_zero_and_negative_input():
+    m = tiny_model("leaky_relu")
+    a = np.zeros((2, 8))
+    a[1] = -np.abs(np.random.default_rng(4).random(8)) - m.generate(
+        np.full(3, 1 / 3)
+    )
+    res = m.project(a)
+    assert np.all(res.rho == 0)
+    np.testing.assert_array_equal(res.spectra, 0.0)
+    np.testing.assert_allclose(res.residual, np.linalg.norm(a, axis=1))
+    assert np.all(np.isfinite(res.lambdas)) and np.all(np.isfinite(res.unit_spectra))
+    s, lam, amp = m.fast_project(np.zeros(8))
+    assert np.all(np.isfinite(lam)) and amp == 0.0
+
+
+def test_single_spectrum_and_options():
+    m = tiny_model()
+    a = 2 * m.generate(np.array([0.2, 0.3, 0.5]))
+    res = m.project(a)
+    assert isinstance(res, ProjectionResult)
+    assert res.spectra.shape == (8,) and res.lambdas.shape == (3,)
+    assert np.ndim(res.rho) == 0 and np.ndim(res.residual) == 0
+    start = m.project(a, max_iter=0)
+    assert start.n_iter == 0 and start.residual >= res.residual
+    empty = m.project(np.zeros((0, 8)))
+    assert empty.spectra.shape == (0, 8) and empty.lambdas.shape == (0, 3)
+
+
+def test_not_simplex():
+    m = tiny_model(simplex=False)
+    lam_true = np.array([[0.3, 0.9, -0.1]])
+    a = 2.0 * m.generate(lam_true)
+    res = m.project(a, lambda0=lam_true + 0.02)
+    # With free weights the amplitude and the weights trade off; the fit is exact.
+    assert res.residual[0] <= 1e-8 * np.linalg.norm(a)
+
+
+def test_project_validation():
+    m = tiny_model()
+    with pytest.raises(ValueError, match="lambda0 has 1 rows, expected 2"):
+        m.project(np.ones((2, 8)), lambda0=np.ones((1, 3)) / 3)
+    with pytest.raises(ValueError, match="lambda0 has 2 anchor weights, expected 3"):
+        m.project(np.ones((2, 8)), lambda0=np.ones((2, 2)))
+    with pytest.raises(ValueError, match="max_iter must be a non-negative integer"):
+        m.project(np.ones(8), max_iter=-1)
+    with pytest.raises(ValueError, match="a holds NaN or infinite values"):
+        m.project(np.full(8, np.inf))
+    with pytest.raises(ValueError, match="rho0 holds NaN"):
+        m.project(np.ones(8), rho0=np.nan)
