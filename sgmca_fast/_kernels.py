@@ -1,1 +1,592 @@
-"""Placeholder: being written."""
+"""Numba kernels of the GMCA source update: MAD, support thresholds, thresholding.
+
+Each ``_name`` function is a private jitted kernel: it takes float64 C-contiguous
+arrays and an ``out`` buffer, is parallel over rows only, and never raises. The
+public wrapper of the same name without the underscore validates and converts its
+input (float64, C order), sets the Numba thread count from
+:func:`sgmca_fast.get_num_threads` and calls the kernel. Rows are the
+(source, detail scale) pairs of the starlet coefficients, so ``R`` is small (a
+few to a few tens) and ``P`` large (the pixels).
+
+Non-finite values are not checked here (the solver validates its data once);
+with NaN in a row the results of that row are unspecified, but no kernel loops
+forever or raises.
+"""
+
+import numba
+import numpy as np
+from numba import njit, prange
+
+from ._config import get_num_threads
+
+__all__ = ["mad_std", "nonneg_sources", "support_thresholds", "threshold"]
+
+# fastmath without "nnan" and "ninf": NaN and inf keep their IEEE meaning.
+_FASTMATH = {"nsz", "arcp", "contract", "afn", "reassoc"}
+
+# median(|x - median(x)|) / _MAD_SCALE estimates the std of Gaussian noise.
+_MAD_SCALE = 0.6745
+
+# Rows shorter than this use a plain quickselect; longer ones select within a
+# bracket of +- _BRACKET_WIDTH * sqrt(m) ranks around the target in a sample of
+# m = P^(2/3) values (at least 5 standard deviations of the sample rank; a miss,
+# ~1e-6 likely for values in random order, falls back to the quickselect).
+_SAMPLE_MIN_N = 2048
+_BRACKET_WIDTH = 2.5
+
+# Pixels per parallel task of the non-negativity step.
+_NONNEG_BLOCK = 4096
+
+
+# --------------------------------------------------------------------------------
+# kernels
+# --------------------------------------------------------------------------------
+
+
+@njit(cache=True, fastmath=_FASTMATH)
+def _select(a, n, k):
+    """Return the k-th smallest of ``a[:n]``, partially ordering ``a`` in place.
+
+    Hoare quickselect with a median-of-three pivot: expected O(n), no sort.
+    On return ``a[:k] <= a[k] <= a[k + 1:n]``. Returns ``a[k]``.
+    """
+    lo = 0
+    hi = n - 1
+    while hi > lo:
+        mid = (lo + hi) >> 1
+        # median of three: a[lo] <= a[mid] <= a[hi]
+        if a[mid] < a[lo]:
+            a[mid], a[lo] = a[lo], a[mid]
+        if a[hi] < a[lo]:
+            a[hi], a[lo] = a[lo], a[hi]
+        if a[hi] < a[mid]:
+            a[hi], a[mid] = a[mid], a[hi]
+        pivot = a[mid]
+        i = lo
+        j = hi
+        while i <= j:
+            while a[i] < pivot:
+                i += 1
+            while pivot < a[j]:
+                j -= 1
+            if i <= j:
+                a[i], a[j] = a[j], a[i]
+                i += 1
+                j -= 1
+        # now a[lo:j + 1] <= pivot <= a[i:hi + 1] and a[j + 1:i] == pivot
+        if k <= j:
+            hi = j
+        elif k >= i:
+            lo = i
+        else:
+            break
+    return a[k]
+
+
+@njit(cache=True, fastmath=_FASTMATH)
+def _fill(row, mode, center, buf):
+    """Write the values to select from into ``buf``.
+
+    mode 0: ``row``; mode 1: ``|row - center|``; mode 2: ``|row|``.
+    """
+    n = row.shape[0]
+    if mode == 0:
+        for p in range(n):
+            buf[p] = row[p]
+    elif mode == 1:
+        for p in range(n):
+            buf[p] = abs(row[p] - center)
+    else:
+        for p in range(n):
+            buf[p] = abs(row[p])
+
+
+@njit(cache=True, fastmath=_FASTMATH)
+def _bracketed(buf, n, k, need_below, sample):
+    """Order statistics k (and k - 1) of ``buf[:n]`` by sampling; destroys buf.
+
+    A strided sample of ``buf`` gives two values bracketing the k-th smallest;
+    one pass counts the values below the bracket and moves those inside it to
+    the front of ``buf``; a quickselect on that short prefix finishes. About
+    one pass over the data instead of the several (with swaps) of a
+    quickselect on all of it. Returns ``(ok, below, at)``; ``ok`` is False when
+    the bracket missed (rare; the caller then falls back to a quickselect).
+    """
+    m = sample.shape[0]
+    stride = n / m
+    for s in range(m):
+        sample[s] = buf[int(s * stride)]
+    centre = (k + 0.5) * m / n
+    delta = _BRACKET_WIDTH * np.sqrt(m) + 1.0
+    s_lo = int(centre - delta)
+    s_hi = int(centre + delta) + 1
+    lo = -np.inf
+    hi = np.inf
+    if s_lo > 0:
+        lo = _select(sample, m, s_lo)
+    else:
+        s_lo = 0
+    if s_hi < m - 1:
+        # after the first selection sample[s_lo:] holds the larger values
+        hi = _select(sample[s_lo:], m - s_lo, s_hi - s_lo)
+    n_below = 0
+    n_in = 0
+    # branch-free compaction: about half the values fall below the bracket in
+    # random order, a branch on it would be mispredicted half the time
+    for p in range(n):
+        v = buf[p]
+        buf[n_in] = v  # n_in <= p: overwrites a value already read
+        n_below += 1 if v < lo else 0
+        n_in += (1 if v >= lo else 0) & (1 if v <= hi else 0)
+    first = k - 1 if need_below else k
+    if n_below > first or k >= n_below + n_in:
+        return False, 0.0, 0.0
+    kk = k - n_below
+    at = _select(buf, n_in, kk)
+    below = at
+    if need_below:
+        # buf[:kk] holds the kk smallest of the bracket, kk >= 1 here
+        below = buf[0]
+        for p in range(1, kk):
+            if buf[p] > below:
+                below = buf[p]
+    return True, below, at
+
+
+@njit(cache=True, fastmath=_FASTMATH)
+def _order_stat(row, mode, center, k, need_below, buf, sample):
+    """k-th smallest (0-based) of the mode-transformed row (see ``_fill``).
+
+    Returns ``(below, at)``: the (k - 1)-th (when ``need_below``, k >= 1) and
+    the k-th smallest. ``buf`` is scratch of the row's length, ``sample``
+    scratch of the sample size (0 for short rows: plain quickselect).
+    """
+    n = row.shape[0]
+    _fill(row, mode, center, buf)
+    if sample.shape[0] > 0:
+        ok, below, at = _bracketed(buf, n, k, need_below, sample)
+        if ok:
+            return below, at
+        _fill(row, mode, center, buf)
+    at = _select(buf, n, k)
+    below = at
+    if need_below:
+        below = buf[0]
+        for p in range(1, k):
+            if buf[p] > below:
+                below = buf[p]
+    return below, at
+
+
+@njit(cache=True, fastmath=_FASTMATH)
+def _median(row, mode, center, buf, sample):
+    """Median of the mode-transformed row, as numpy.median."""
+    n = row.shape[0]
+    below, at = _order_stat(row, mode, center, n >> 1, (n & 1) == 0, buf, sample)
+    if n & 1:
+        return at
+    return 0.5 * (below + at)
+
+
+@njit(cache=True, fastmath=_FASTMATH)
+def _sample_size(n):
+    """Sample size of the bracketed selection, 0 when a plain one is cheaper."""
+    if n < _SAMPLE_MIN_N:
+        return 0
+    return int(n ** (2.0 / 3.0))
+
+
+@njit(cache=True, parallel=True, fastmath=_FASTMATH)
+def _mad_std(x, n_threads, out):
+    """Robust std per row: median(|x - median(x)|) / 0.6745.
+
+    Parameters
+    ----------
+    x : (R, P) float64 C-contiguous array, P >= 1
+    n_threads : int >= 1
+        Threads in use: one scratch row each (numba.get_num_threads() inside
+        the kernel would prevent caching).
+    out : (R,) float64 array, written
+    """
+    n_rows, n_pix = x.shape
+    n_tasks = min(n_threads, n_rows)
+    if n_tasks < 1:
+        return
+    # one scratch row per task (thread), reused for all its rows
+    scratch = np.empty((n_tasks, n_pix))
+    samples = np.empty((n_tasks, _sample_size(n_pix)))
+    for task in prange(n_tasks):
+        buf = scratch[task]
+        sample = samples[task]
+        for r in range(task, n_rows, n_tasks):
+            med = _median(x[r], 0, 0.0, buf, sample)
+            out[r] = _median(x[r], 1, med, buf, sample) / _MAD_SCALE
+
+
+@njit(cache=True, parallel=True, fastmath=_FASTMATH)
+def _support_thresholds(x, thr, fraction, min_count, n_threads, out):
+    """Per row, the kval-th largest |x|, kval = max(int(fraction * npix), min_count).
+
+    Parameters
+    ----------
+    x : (R, P) float64 C-contiguous array, P >= 1
+    thr : (R,) float64 array
+        Current thresholds; npix = #{|x_r| > thr_r}.
+    fraction : float >= 0
+    min_count : int >= 1
+    n_threads : int >= 1
+    out : (R,) float64 array, written
+        kval > P gives the smallest |x_r|.
+    """
+    n_rows, n_pix = x.shape
+    n_tasks = min(n_threads, n_rows)
+    if n_tasks < 1:
+        return
+    scratch = np.empty((n_tasks, n_pix))
+    samples = np.empty((n_tasks, _sample_size(n_pix)))
+    for task in prange(n_tasks):
+        buf = scratch[task]
+        sample = samples[task]
+        for r in range(task, n_rows, n_tasks):
+            row = x[r]
+            t = thr[r]
+            npix = 0
+            for p in range(n_pix):
+                if abs(row[p]) > t:
+                    npix += 1
+            kval = max(int(fraction * npix), min_count)
+            kval = min(kval, n_pix)
+            # the kval-th largest is the (n_pix - kval)-th smallest (0-based)
+            _, out[r] = _order_stat(row, 2, 0.0, n_pix - kval, False, buf, sample)
+
+
+@njit(cache=True, parallel=True, fastmath=_FASTMATH)
+def _threshold(x, thr, prev, kstd, reweight, hard, out):
+    """Soft or hard thresholding per row, optionally reweighted by ``prev``.
+
+    Parameters
+    ----------
+    x : (R, P) float64 C-contiguous array
+    thr : (R,) float64 array
+    prev : (R, P) float64 C-contiguous array
+        Previous thresholded coefficients; read only if ``reweight``.
+    kstd : (R,) float64 array
+        Reweighting scale; read only if ``reweight``. 0 means no reweighting.
+    reweight, hard : bool
+    out : (R, P) float64 C-contiguous array, written; may be ``x`` or ``prev``
+    """
+    n_rows, n_pix = x.shape
+    for r in prange(n_rows):
+        row = x[r]
+        dst = out[r]
+        t0 = thr[r]
+        if reweight and kstd[r] != 0.0:
+            inv = 1.0 / kstd[r]
+            weights = prev[r]
+            if hard:
+                for p in range(n_pix):
+                    v = row[p]
+                    t = t0 / (abs(weights[p]) * inv + 1.0)
+                    dst[p] = v if abs(v) > t else 0.0
+            else:
+                for p in range(n_pix):
+                    v = row[p]
+                    t = t0 / (abs(weights[p]) * inv + 1.0)
+                    if v > t:
+                        dst[p] = v - t
+                    elif v < -t:
+                        dst[p] = v + t
+                    else:
+                        dst[p] = 0.0
+        elif hard:
+            for p in range(n_pix):
+                v = row[p]
+                dst[p] = v if abs(v) > t0 else 0.0
+        else:
+            for p in range(n_pix):
+                v = row[p]
+                if v > t0:
+                    dst[p] = v - t0
+                elif v < -t0:
+                    dst[p] = v + t0
+                else:
+                    dst[p] = 0.0
+
+
+@njit(cache=True, parallel=True, fastmath=_FASTMATH)
+def _nonneg_sources(w, block, n_threads):
+    """Zero ``w[i, :, p]`` wherever ``sum_s w[i, s, p] < 0``, in place.
+
+    Parameters
+    ----------
+    w : (I, nplanes, P) float64 C-contiguous array, modified
+    block : int >= 1
+        Pixels per work item; items are (source, pixel block) pairs, dealt
+        round-robin to the threads.
+    n_threads : int >= 1
+    """
+    n_src, n_planes, n_pix = w.shape
+    n_blocks = (n_pix + block - 1) // block
+    n_items = n_src * n_blocks
+    n_tasks = min(n_threads, n_items)
+    if n_tasks < 1:
+        return
+    totals = np.empty((n_tasks, block))
+    for task in prange(n_tasks):
+        total = totals[task]
+        for item in range(task, n_items, n_tasks):
+            i = item // n_blocks
+            start = (item % n_blocks) * block
+            stop = min(start + block, n_pix)
+            size = stop - start
+            planes = w[i, :, start:stop]
+            # plane-major loops over a block that stays in cache: contiguous and
+            # vectorised, unlike a loop over the planes of each pixel
+            first = planes[0]
+            for p in range(size):
+                total[p] = first[p]
+            for s in range(1, n_planes):
+                plane = planes[s]
+                for p in range(size):
+                    total[p] += plane[p]
+            for s in range(n_planes):
+                plane = planes[s]
+                for p in range(size):
+                    # a select rather than a branch, so the loop vectorises
+                    v = plane[p]
+                    plane[p] = 0.0 if total[p] < 0.0 else v
+
+
+# --------------------------------------------------------------------------------
+# wrappers
+# --------------------------------------------------------------------------------
+
+
+def _use_threads():
+    """Apply the package's thread setting to Numba; return the count in use."""
+    n = min(get_num_threads(), numba.config.NUMBA_NUM_THREADS)
+    numba.set_num_threads(n)
+    return n
+
+
+def _as_float2d(value, name):
+    """Float64 C-contiguous (R, P) copy or view of ``value``."""
+    arr = np.asarray(value)
+    if arr.dtype.kind not in "biuf":
+        raise TypeError(f"{name} must be a real numeric array, got dtype {arr.dtype}")
+    if arr.ndim != 2:
+        raise ValueError(
+            f"{name} must be 2-D (rows, pixels), got {arr.ndim}-D with shape "
+            f"{arr.shape}"
+        )
+    return np.ascontiguousarray(arr, dtype=np.float64)
+
+
+def _as_rows(value, name, n_rows):
+    """Float64 (R,) array from a scalar or a length-R vector."""
+    arr = np.asarray(value)
+    if arr.dtype.kind not in "biuf":
+        raise TypeError(
+            f"{name} must be a real number or a real array, got dtype {arr.dtype}"
+        )
+    if arr.ndim == 0:
+        return np.full(n_rows, float(arr))
+    if arr.shape != (n_rows,):
+        raise ValueError(
+            f"{name} must be a scalar or have shape ({n_rows},) (one value per "
+            f"row of x), got shape {arr.shape}"
+        )
+    return np.ascontiguousarray(arr, dtype=np.float64)
+
+
+def _check_out(out, shape):
+    """Return ``out`` (or a new buffer) after checking it can be written."""
+    if out is None:
+        return np.empty(shape)
+    if not isinstance(out, np.ndarray):
+        raise TypeError(f"out must be a numpy array, got {type(out).__name__}")
+    if out.dtype != np.float64:
+        raise TypeError(f"out must have dtype float64, got {out.dtype}")
+    if out.shape != shape:
+        raise ValueError(f"out must have shape {shape}, got {out.shape}")
+    if not out.flags.c_contiguous or not out.flags.writeable:
+        raise ValueError("out must be a writeable C-contiguous array")
+    return out
+
+
+def mad_std(x, out=None):
+    """Robust standard deviation of each row: the MAD divided by 0.6745.
+
+    ``median(|x_r - median(x_r)|) / 0.6745``, exact, by selection on a
+    per-thread scratch copy (``x`` is not modified): expected linear time, no
+    sort. Rows of 2048 values or more first bracket the median with a strided
+    sample and select among the few values inside the bracket (falling back to
+    a quickselect of the whole row if the bracket misses). Even row lengths take
+    the mean of the two middle values, as :func:`numpy.median`.
+
+    Parameters
+    ----------
+    x : (R, P) array_like
+        Real values, P >= 1; converted to float64 C order if needed.
+    out : (R,) ndarray of float64, optional
+        Output buffer.
+
+    Returns
+    -------
+    std : (R,) ndarray of float64
+        ``out`` if given.
+
+    Notes
+    -----
+    ALGORITHM.md section 2; the authors' code divides by 0.6735.
+    """
+    x = _as_float2d(x, "x")
+    if x.shape[1] < 1:
+        raise ValueError(f"x must have at least one column, got shape {x.shape}")
+    out = _check_out(out, (x.shape[0],))
+    _mad_std(x, _use_threads(), out)
+    return out
+
+
+def support_thresholds(x, thr, fraction, min_count=5, out=None):
+    """Thresholds that keep at most a fraction of the coefficients above ``thr``.
+
+    For each row r: ``npix = #{|x_r| > thr_r}``,
+    ``kval = max(int(fraction * npix), min_count)`` and the new threshold is the
+    kval-th largest ``|x_r|`` (1-based; the smallest ``|x_r|`` when kval > P).
+    Exact, by selection (as in :func:`mad_std`), not a full sort.
+
+    Parameters
+    ----------
+    x : (R, P) array_like
+        Real coefficients, P >= 1.
+    thr : float or (R,) array_like
+        Current thresholds, one per row.
+    fraction : float
+        Fraction K >= 0 of the ``npix`` coefficients to keep (GMCA calls this
+        while K < 1).
+    min_count : int, optional
+        Minimum kval, >= 1.
+    out : (R,) ndarray of float64, optional
+        Output buffer.
+
+    Returns
+    -------
+    thr_new : (R,) ndarray of float64
+        ``out`` if given.
+    """
+    x = _as_float2d(x, "x")
+    n_rows, n_pix = x.shape
+    if n_pix < 1:
+        raise ValueError(f"x must have at least one column, got shape {x.shape}")
+    thr = _as_rows(thr, "thr", n_rows)
+    if isinstance(fraction, bool) or not isinstance(fraction, (int, float, np.number)):
+        raise TypeError(
+            f"fraction must be a real number, got {type(fraction).__name__}"
+        )
+    fraction = float(fraction)
+    if not (np.isfinite(fraction) and fraction >= 0.0):
+        raise ValueError(f"fraction must be finite and >= 0, got {fraction}")
+    if isinstance(min_count, bool) or not isinstance(min_count, (int, np.integer)):
+        raise TypeError(f"min_count must be an integer, got {type(min_count).__name__}")
+    min_count = int(min_count)
+    if min_count < 1:
+        raise ValueError(f"min_count must be >= 1, got {min_count}")
+    out = _check_out(out, (n_rows,))
+    _support_thresholds(x, thr, fraction, min_count, _use_threads(), out)
+    return out
+
+
+def threshold(x, thr, *, prev=None, kstd=None, hard=False, out=None):
+    """Soft or hard thresholding of each row, optionally reweighted (L1 reweighting).
+
+    The threshold of coefficient (r, p) is ``t = thr_r``, or with reweighting
+    ``t = thr_r / (|prev_rp| / kstd_r + 1)`` (``kstd_r == 0`` means no
+    reweighting for that row). Soft: ``sign(x) * max(|x| - t, 0)``; hard:
+    ``x`` where ``|x| > t``, else 0.
+
+    Parameters
+    ----------
+    x : (R, P) array_like
+        Real coefficients.
+    thr : float or (R,) array_like
+        Thresholds, >= 0.
+    prev : (R, P) array_like, optional
+        Previous thresholded coefficients; give it together with ``kstd``.
+    kstd : float or (R,) array_like, optional
+        Scale of the reweighting (k times the noise std), >= 0.
+    hard : bool, optional
+        Hard instead of soft thresholding.
+    out : (R, P) ndarray of float64, optional
+        Output buffer; may be ``x`` itself (in place) when ``x`` is float64 and
+        C-contiguous.
+
+    Returns
+    -------
+    y : (R, P) ndarray of float64
+        ``out`` if given.
+    """
+    x = _as_float2d(x, "x")
+    n_rows = x.shape[0]
+    thr = _as_rows(thr, "thr", n_rows)
+    if np.any(thr < 0):
+        raise ValueError(f"thr must be >= 0, got minimum {thr.min()}")
+    if (prev is None) != (kstd is None):
+        raise ValueError(
+            "prev and kstd must be given together (reweighting) or both omitted, "
+            f"got prev={'None' if prev is None else 'array'} and "
+            f"kstd={'None' if kstd is None else 'array'}"
+        )
+    if not isinstance(hard, (bool, np.bool_)):
+        raise TypeError(f"hard must be a bool, got {type(hard).__name__}")
+    reweight = prev is not None
+    if reweight:
+        prev = _as_float2d(prev, "prev")
+        if prev.shape != x.shape:
+            raise ValueError(
+                f"prev must have the shape of x {x.shape}, got {prev.shape}"
+            )
+        kstd = _as_rows(kstd, "kstd", n_rows)
+        if np.any(kstd < 0):
+            raise ValueError(f"kstd must be >= 0, got minimum {kstd.min()}")
+    else:
+        prev, kstd = x, thr  # not read by the kernel
+    out = _check_out(out, x.shape)
+    _use_threads()
+    _threshold(x, thr, prev, kstd, reweight, bool(hard), out)
+    return out
+
+
+def nonneg_sources(w):
+    """Zero the starlet coefficients where the reconstructed source is negative.
+
+    For each source i and pixel p, if ``sum_s w[i, s, p] < 0`` (the inverse
+    starlet is the sum of the planes) then ``w[i, :, p] = 0``. One pass, in place.
+
+    Parameters
+    ----------
+    w : (I, nplanes, P) ndarray of float64
+        Starlet coefficients of I sources (detail scales and coarse scale),
+        C-contiguous and writeable; modified in place.
+
+    Returns
+    -------
+    w : (I, nplanes, P) ndarray of float64
+        The same array.
+    """
+    if not isinstance(w, np.ndarray):
+        raise TypeError(f"w must be a numpy array, got {type(w).__name__}")
+    if w.dtype != np.float64:
+        raise TypeError(
+            f"w must have dtype float64 (it is modified in place), got {w.dtype}"
+        )
+    if w.ndim != 3:
+        raise ValueError(
+            f"w must be 3-D (sources, planes, pixels), got {w.ndim}-D with shape "
+            f"{w.shape}"
+        )
+    if not w.flags.c_contiguous or not w.flags.writeable:
+        raise ValueError("w must be a writeable C-contiguous array (modified in place)")
+    if w.size:  # the kernel reads plane 0
+        _nonneg_sources(w, _NONNEG_BLOCK, _use_threads())
+    return w
