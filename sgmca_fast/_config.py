@@ -6,6 +6,12 @@ __all__ = ["get_num_threads", "set_num_threads"]
 
 _ENV_VAR = "SGMCA_FAST_NUM_THREADS"
 
+# The OpenMP runtime (the C starlet and Numba's default threading layer) spins
+# waiting threads by default; on a busy machine that turns each short parallel
+# region into milliseconds of waiting. Passive waiting costs microseconds instead.
+# A value the user set is kept; it must be set before the runtime starts.
+os.environ.setdefault("OMP_WAIT_POLICY", "passive")
+
 
 def _initial_threads() -> int:
     value = os.environ.get(_ENV_VAR, "")
