@@ -285,11 +285,17 @@ def _mixing_ls(Xd, Sd):
 
 
 def _manifold_samples(model, rng, n_max=600):
-    """Unit-norm spectra spread over a model's manifold (a grid of latent weights).
+    """Unit-norm spectra spread over a model's manifold.
 
-    The weights run a quarter beyond the anchors on each side, since the IAE
-    extrapolates; N > 3 anchors get random weights instead of a grid.
+    The model's training spectra when it keeps them; otherwise the generator on a
+    grid of latent weights running a quarter beyond the anchors on each side
+    (the IAE extrapolates), or on random weights for N > 3 anchors.
     """
+    g = getattr(model, "training_spectra", None)
+    if g is not None:
+        g = np.asarray(g, dtype=float)
+        norms = np.linalg.norm(g, axis=1)
+        return g[norms > 0] / norms[norms > 0, None]
     n = model.n_anchors
     if n <= 3:
         t = np.linspace(-0.25, 1.25, 31 if n == 3 else n_max)
