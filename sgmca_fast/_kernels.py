@@ -19,7 +19,13 @@ from numba import njit, prange
 
 from ._config import get_num_threads
 
-__all__ = ["mad_std", "nonneg_sources", "support_thresholds", "threshold"]
+__all__ = [
+    "mad_std",
+    "nonneg_sources",
+    "relative_change",
+    "support_thresholds",
+    "threshold",
+]
 
 # fastmath without "nnan" and "ninf": NaN and inf keep their IEEE meaning.
 _FASTMATH = {"nsz", "arcp", "contract", "afn", "reassoc"}
@@ -357,6 +363,23 @@ def _nonneg_sources(w, block, n_threads):
                     plane[p] = 0.0 if total[p] < 0.0 else v
 
 
+@njit(cache=True, parallel=True, fastmath=_FASTMATH)
+def _relative_change(new, old, out):
+    """Per row: out[r, 0] = ||new_r - old_r||^2, out[r, 1] = ||new_r||^2."""
+    n_rows, n_pix = new.shape
+    for r in prange(n_rows):
+        a = new[r]
+        b = old[r]
+        diff = 0.0
+        norm = 0.0
+        for p in range(n_pix):
+            d = a[p] - b[p]
+            diff += d * d
+            norm += a[p] * a[p]
+        out[r, 0] = diff
+        out[r, 1] = norm
+
+
 # --------------------------------------------------------------------------------
 # wrappers
 # --------------------------------------------------------------------------------
@@ -590,3 +613,31 @@ def nonneg_sources(w):
     if w.size:  # the kernel reads plane 0
         _nonneg_sources(w, _NONNEG_BLOCK, _use_threads())
     return w
+
+
+def relative_change(new, old):
+    """Relative change ``||new - old|| / ||new||`` (Frobenius norms), in one pass.
+
+    Parameters
+    ----------
+    new, old : (R, P) array_like
+        Arrays of one shape (e.g. successive thresholded coefficients).
+
+    Returns
+    -------
+    change : float
+        0 when both are zero; inf when only ``new`` is zero.
+    """
+    new = _as_float2d(new, "new")
+    old = _as_float2d(old, "old")
+    if old.shape != new.shape:
+        raise ValueError(
+            f"old must have the shape of new {new.shape}, got {old.shape}"
+        )
+    sums = np.empty((new.shape[0], 2))
+    _use_threads()
+    _relative_change(new, old, sums)
+    diff, norm = sums.sum(axis=0)
+    if norm == 0.0:
+        return 0.0 if diff == 0.0 else float("inf")
+    return float(np.sqrt(diff / norm))

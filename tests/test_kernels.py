@@ -313,3 +313,19 @@ def test_nonneg_sources_errors():
         _kernels.nonneg_sources(np.ones((2, 2)))
     with pytest.raises(ValueError, match="w must be a writeable C-contiguous"):
         _kernels.nonneg_sources(np.ones((2, 2, 3)).transpose(2, 1, 0))
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (3, 7), (8, 1000)])
+def test_relative_change_matches_numpy(shape):
+    rng = np.random.default_rng(11)
+    new, old = rng.standard_normal((2,) + shape)
+    expected = np.linalg.norm(new - old) / np.linalg.norm(new)
+    assert _kernels.relative_change(new, old) == pytest.approx(expected, rel=1e-12)
+
+
+def test_relative_change_of_zero_arrays():
+    zero = np.zeros((2, 5))
+    assert _kernels.relative_change(zero, zero) == 0.0
+    assert _kernels.relative_change(zero, np.ones((2, 5))) == np.inf
+    with pytest.raises(ValueError, match="old must have the shape of new"):
+        _kernels.relative_change(zero, np.zeros((2, 4)))
