@@ -197,3 +197,25 @@ def test_bad_types():
         separate(np.full((5, 8, 8), "a"), 2)
     with pytest.raises(TypeError, match="gmca\\(\\) takes no 'models'"):
         gmca(np.ones((5, 8, 8)), 2, models={})
+
+
+def test_a_duplicated_column_is_replaced_by_the_lost_spectrum():
+    # Data made of three sources; the estimate describes source 0 twice.
+    rng = np.random.default_rng(8)
+    A0 = np.abs(rng.standard_normal((20, 3)))
+    A0 /= np.linalg.norm(A0, axis=0)
+    S0 = rng.standard_normal((3, 5000)) * [[1.0], [0.8], [0.6]]
+    Xd = A0 @ S0 + 0.01 * rng.standard_normal((20, 5000))
+    A = A0[:, [0, 1, 0]].copy()
+    A[:, 2] = 0.999 * A[:, 2] + 0.02 * A0[:, 1]
+    A[:, 2] /= np.linalg.norm(A[:, 2])
+    decoys = np.abs(rng.standard_normal((30, 20)))
+    decoys /= np.linalg.norm(decoys, axis=1, keepdims=True)
+    candidates = np.vstack([decoys, A0[:, 2]])
+    col = sgmca_fast._solver._reseed_lost_source(A, Xd @ Xd.T, candidates)
+    assert col in (0, 2)
+    np.testing.assert_allclose(A[:, col], A0[:, 2])
+    # Distinct columns are left alone.
+    B = A0.copy()
+    assert sgmca_fast._solver._reseed_lost_source(B, Xd @ Xd.T, candidates) is None
+    np.testing.assert_array_equal(B, A0)
