@@ -51,7 +51,7 @@ def load_models(where):
     return models
 
 
-def make_case(casa, seed, k, snr_db, crop):
+def make_case(casa, seed, k, snr_db, crop, delta=None):
     rng = np.random.default_rng(seed)
     fam = casa.families
     spectra = [fam["sync"]["valid"], fam["thermal"]["valid"], fam["gauss"]["valid"],
@@ -61,7 +61,7 @@ def make_case(casa, seed, k, snr_db, crop):
         h, w = sources.shape[1:]
         sources = sources[:, (h - crop) // 2:(h + crop) // 2,
                           (w - crop) // 2:(w + crop) // 2]
-    return datasets.make_mixture(sources, spectra, snr_db=snr_db, k=k,
+    return datasets.make_mixture(sources, spectra, snr_db=snr_db, k=k, delta=delta,
                                  random_state=rng)
 
 
@@ -75,6 +75,9 @@ def main(argv=None):
                         help="'reference' (the authors' pickles) or a folder of "
                              "sync.onnx, thermal.onnx, gauss.onnx")
     parser.add_argument("--crop", type=int, default=0, help="central crop size")
+    parser.add_argument("--delta", type=float, default=None,
+                        help="distance between the two line centres (channels); "
+                             "default: both lines drawn at random")
     parser.add_argument("--csv", default=None, help="write one row per run here")
     args = parser.parse_args(argv)
 
@@ -86,7 +89,7 @@ def main(argv=None):
     scaled_metrics = [1, 2, 3] if args.k != 1 else None
     rows = []
     for seed in range(args.first_seed, args.first_seed + args.seeds):
-        mix = make_case(casa, seed, args.k, args.snr, args.crop)
+        mix = make_case(casa, seed, args.k, args.snr, args.crop, args.delta)
         for method in ("GMCA", "sGMCA"):
             t0 = time.perf_counter()
             res = sgmca_fast.separate(
@@ -116,7 +119,8 @@ def main(argv=None):
             writer.writerows(rows)
         os.replace(tmp, args.csv)
 
-    print(f"\nk = {args.k}, SNR = {args.snr} dB, models = {args.models}, "
+    print(f"\nk = {args.k}, SNR = {args.snr} dB, delta = {args.delta}, "
+          f"models = {args.models}, "
           f"{args.seeds} seeds; median [q1, q3]; paper = Table 3 median")
     print(f"{'method':<8}{'metric':<8}{'median':>9}{'q1':>9}{'q3':>9}{'paper':>9}")
     for method in ("GMCA", "sGMCA"):
