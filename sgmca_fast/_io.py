@@ -1,1 +1,503 @@
-"""Placeholder: being written."""
+"""Reading cubes and spectra, writing estimates: the file formats of the command line.
+
+Inputs: ``.npy``, ``.npz`` (one array, or the one named by ``key``), FITS (needs
+astropy, the ``fits`` extra) and, for spectra, ``.csv``. Every read checks that the
+file exists, is readable, holds real numbers without NaN or inf and has the expected
+number of dimensions; a failure raises :class:`FileNotFoundError` or
+:class:`ValueError` whose message starts with the file name. ``np.load`` is always
+called with ``allow_pickle=False``.
+
+Outputs are written to a temporary name in the target folder and renamed with
+:func:`os.replace`, so an interrupted run leaves no half-written file; an existing
+output is refused unless ``force=True``.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import tempfile
+import zipfile
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+
+__all__ = [
+    "FITS_SUFFIXES",
+    "atomic_write",
+    "check_writable",
+    "read_array",
+    "read_cube",
+    "read_estimate",
+    "read_spectra",
+    "write_csv",
+    "write_fits",
+    "write_npz",
+]
+
+FITS_SUFFIXES = (".fits", ".fit", ".fts", ".fits.gz")
+"""File name endings read and written as FITS."""
+
+_NUMPY_ERRORS = (OSError, EOFError, ValueError, zipfile.BadZipFile)
+
+
+def is_fits(path) -> bool:
+    """Return True when the file name ends like a FITS file (case-insensitive)."""
+    name = os.fspath(path).lower()
+    return name.endswith(FITS_SUFFIXES)
+
+
+def _kind(path: Path) -> str:
+    name = path.name.lower()
+    if is_fits(name):
+        return "fits"
+    for suffix in (".npy", ".npz", ".csv", ".txt"):
+        if name.endswith(suffix):
+            return suffix[1:]
+    raise ValueError(
+        f"{path}: unknown file type {path.suffix or '(no extension)'!r}; expected "
+        "one of .csv, .fits, .npy, .npz"
+    )
+
+
+def _need_file(path) -> Path:
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no such file")
+    if not path.is_file():
+        raise ValueError(f"{path}: not a regular file")
+    return path
+
+
+def _astropy_fits(path: Path):
+    try:
+        from astropy.io import fits
+    except ImportError:
+        raise ValueError(
+            f"{path}: reading or writing FITS needs astropy: "
+            "pip install 'sgmca-fast[fits]'"
+        ) from None
+    return fits
+
+
+def _read_npy(path: Path) -> np.ndarray:
+    try:
+        return np.load(path, allow_pickle=False)
+    except _NUMPY_ERRORS as exc:
+        raise ValueError(f"{path}: not a readable .npy file ({exc})") from None
+
+
+def _read_npz(path: Path, key: str | None) -> np.ndarray:
+    try:
+        data = np.load(path, allow_pickle=False)
+    except _NUMPY_ERRORS as exc:
+        raise ValueError(f"{path}: not a readable .npz archive ({exc})") from None
+    if not isinstance(data, np.lib.npyio.NpzFile):
+        raise ValueError(f"{path}: not an .npz archive (it holds a single array)")
+    with data:
+        names = sorted(data.files)
+        if key is None:
+            if len(names) != 1:
+                raise ValueError(
+                    f"{path}: holds {len(names)} arrays {names}; name the one to "
+                    "read (key)"
+                )
+            key = names[0]
+        elif key not in data.files:
+            raise ValueError(f"{path}: no array named {key!r}; found {names}")
+        try:
+            return data[key]
+        except _NUMPY_ERRORS as exc:
+            raise ValueError(f"{path}: array {key!r} cannot be read ({exc})") from None
+
+
+def _read_fits(path: Path, key: str | None) -> np.ndarray:
+    fits = _astropy_fits(path)
+    try:
+        with fits.open(path, memmap=False) as hdul:
+            if key is not None:
+                try:
+                    hdu = hdul[int(key) if key.isdigit() else key]
+                except (KeyError, IndexError):
+                    found = [h.name for h in hdul]
+                    raise ValueError(
+                        f"{path}: no HDU named {key!r}; found {found}"
+                    ) from None
+            else:
+                hdu = next((h for h in hdul if h.data is not None), None)
+                if hdu is None:
+                    raise ValueError(f"{path}: no HDU holds data")
+            data = hdu.data
+            if data is None:
+                raise ValueError(f"{path}: HDU {key!r} holds no data")
+            if getattr(data.dtype, "names", None):
+                raise ValueError(
+                    f"{path}: HDU {hdu.name!r} is a table, not an image array"
+                )
+            return np.array(data)
+    except (OSError, TypeError) as exc:
+        raise ValueError(f"{path}: not a readable FITS file ({exc})") from None
+
+
+def _read_csv(path: Path) -> np.ndarray:
+    try:
+        text = path.read_text()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ValueError(f"{path}: not a readable text file ({exc})") from None
+    rows = []
+    for number, row in enumerate(csv.reader(io.StringIO(text)), start=1):
+        cells = [c.strip() for c in row]
+        if not cells or all(c == "" for c in cells) or cells[0].startswith("#"):
+            continue
+        try:
+            rows.append([float(c) for c in cells])
+        except ValueError:
+            if not rows:  # a header line
+                continue
+            raise ValueError(
+                f"{path}: line {number} is not numeric: {','.join(cells)[:60]!r}"
+            ) from None
+    if not rows:
+        raise ValueError(f"{path}: holds no numeric rows")
+    widths = {len(r) for r in rows}
+    if len(widths) != 1:
+        raise ValueError(f"{path}: rows have different lengths {sorted(widths)}")
+    return np.array(rows, dtype=np.float64)
+
+
+def read_array(path, key: str | None = None) -> np.ndarray:
+    """Read one real array from .npy, .npz, .csv or FITS, as float64.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The file; its type follows the extension.
+    key : str, optional
+        The array of an .npz with several arrays, or the HDU (name or index) of a
+        FITS file (default: the first HDU with data).
+
+    Returns
+    -------
+    array : ndarray of float64
+
+    Raises
+    ------
+    FileNotFoundError
+        The file does not exist.
+    ValueError
+        Unreadable, unknown type, non-numeric (complex, strings, objects), or NaN
+        or inf values; the message names the file.
+    """
+    path = _need_file(path)
+    kind = _kind(path)
+    if kind == "npy":
+        value = _read_npy(path)
+        if key is not None:
+            raise ValueError(f"{path}: a .npy file holds one array; key is not used")
+    elif kind == "npz":
+        value = _read_npz(path, key)
+    elif kind == "fits":
+        value = _read_fits(path, key)
+    else:
+        value = _read_csv(path)
+    value = np.asarray(value)
+    if value.dtype.kind not in "iuf":
+        raise ValueError(f"{path}: holds {value.dtype} values, not real numbers")
+    value = value.astype(np.float64, copy=False)
+    if value.size == 0:
+        raise ValueError(f"{path}: the array is empty (shape {value.shape})")
+    if not np.all(np.isfinite(value)):
+        bad = int(np.count_nonzero(~np.isfinite(value)))
+        raise ValueError(f"{path}: contains {bad} NaN or inf value(s)")
+    return value
+
+
+def read_cube(path, key: str | None = None, channel_axis: int = 0) -> np.ndarray:
+    """Read a data cube, channels first: (J, H, W), or (J, P) for a matrix.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        .npy, .npz or FITS file.
+    key : str, optional
+        Array of an .npz or HDU of a FITS file.
+    channel_axis : int, optional
+        Axis of the channels in the file (negative values count from the end); it
+        is moved first. FITS cubes read through astropy are (J, H, W) when
+        NAXIS3 is the energy axis, the usual layout.
+
+    Returns
+    -------
+    X : (J, H, W) or (J, P) ndarray of float64
+    """
+    cube = read_array(path, key)
+    if cube.ndim not in (2, 3):
+        raise ValueError(
+            f"{path}: a cube must have 2 or 3 dimensions (channels, then pixels), "
+            f"got shape {cube.shape}"
+        )
+    if not -cube.ndim <= channel_axis < cube.ndim:
+        raise ValueError(
+            f"{path}: channel axis {channel_axis} out of range for shape {cube.shape}"
+        )
+    return np.ascontiguousarray(np.moveaxis(cube, channel_axis, 0))
+
+
+def read_spectra(path, key: str | None = None) -> np.ndarray:
+    """Read spectra, one a row: (n, J).
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        .npy, .npz, .csv (one spectrum a line, an optional header line) or FITS.
+    key : str, optional
+        Array of an .npz or HDU of a FITS file.
+
+    Returns
+    -------
+    spectra : (n, J) ndarray of float64
+        A single 1-D spectrum is returned as one row.
+    """
+    spectra = read_array(path, key)
+    if spectra.ndim == 1:
+        spectra = spectra[None, :]
+    if spectra.ndim != 2:
+        raise ValueError(
+            f"{path}: spectra must be a 2-D (n_spectra, n_channels) array, got "
+            f"shape {spectra.shape}"
+        )
+    return spectra
+
+
+def read_estimate(path) -> dict[str, np.ndarray]:
+    """Read a mixing matrix and sources written by :func:`write_npz`/`write_fits`.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        .npz with arrays ``A`` (J, I) and ``S`` (I, H, W) or (I, P), and
+        optionally ``N`` (the noise, J channels); or a FITS file with HDUs named
+        ``A``, ``S`` (and ``N``).
+
+    Returns
+    -------
+    arrays : dict
+        ``"A"``, ``"S"`` and, when present, ``"N"``, all float64.
+    """
+    path = _need_file(path)
+    keys = ["A", "S"]
+    present = _member_names(path)
+    missing = [k for k in keys if k not in present]
+    if missing:
+        raise ValueError(
+            f"{path}: missing array(s) {missing}; found {sorted(present)} (an "
+            "estimate or truth file holds A (J, I) and S (I, H, W))"
+        )
+    if "N" in present:
+        keys.append("N")
+    out = {k: read_array(path, k) for k in keys}
+    A, S = out["A"], out["S"]
+    if A.ndim != 2:
+        raise ValueError(f"{path}: A must be 2-D (J, I), got shape {A.shape}")
+    if S.ndim not in (2, 3) or S.shape[0] != A.shape[1]:
+        raise ValueError(
+            f"{path}: S must be (I, H, W) or (I, P) with I = {A.shape[1]} (the "
+            f"columns of A), got shape {S.shape}"
+        )
+    return out
+
+
+def _member_names(path: Path) -> set[str]:
+    kind = _kind(path)
+    if kind == "npz":
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                return set(data.files)
+        except (*_NUMPY_ERRORS, AttributeError, TypeError) as exc:
+            raise ValueError(f"{path}: not a readable .npz archive ({exc})") from None
+    if kind == "fits":
+        fits = _astropy_fits(path)
+        try:
+            with fits.open(path, memmap=False) as hdul:
+                return {h.name.upper() for h in hdul if h.name}
+        except (OSError, TypeError) as exc:
+            raise ValueError(f"{path}: not a readable FITS file ({exc})") from None
+    raise ValueError(f"{path}: an estimate must be an .npz or FITS file")
+
+
+# ----------------------------------------------------------------------- writing
+
+
+def check_writable(paths: Sequence, force: bool = False) -> None:
+    """Refuse outputs that exist (unless ``force``) or whose folder is missing.
+
+    Called before any long computation so that a run fails at once.
+
+    Parameters
+    ----------
+    paths : sequence of str or os.PathLike
+    force : bool, optional
+        Allow overwriting existing files.
+    """
+    for p in paths:
+        p = Path(p)
+        if p.exists() and not force:
+            raise ValueError(f"{p}: already exists; use --force to overwrite it")
+        if p.is_dir():
+            raise ValueError(f"{p}: is a folder, not a file")
+        parent = p.parent if str(p.parent) else Path(".")
+        if not parent.is_dir():
+            raise FileNotFoundError(f"{parent}: output folder does not exist")
+
+
+def atomic_write(path, write: Callable[[str], None], force: bool = False) -> Path:
+    """Write a file through a temporary name in the same folder, then rename it.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        Final name.
+    write : callable
+        ``write(tmp_path)`` writes the whole file at ``tmp_path``.
+    force : bool, optional
+        Replace an existing file.
+
+    Returns
+    -------
+    path : pathlib.Path
+    """
+    path = Path(path)
+    check_writable([path], force)
+    suffix = "".join(path.suffixes[-2:]) if is_fits(path) else path.suffix
+    fd, tmp = tempfile.mkstemp(
+        prefix=f".{path.name}.", suffix=f".tmp{suffix}", dir=path.parent
+    )
+    os.close(fd)
+    try:
+        write(tmp)
+        # mkstemp makes the file private (0600); give it the usual permissions
+        os.chmod(tmp, 0o666 & ~_umask())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return path
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _check_arrays(arrays: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    out = {}
+    for name, value in arrays.items():
+        value = np.asarray(value)
+        if value.dtype.kind == "O":
+            raise TypeError(f"array {name!r} has dtype object, which is not written")
+        out[str(name)] = value
+    return out
+
+
+def write_npz(path, arrays: Mapping[str, np.ndarray], force: bool = False) -> Path:
+    """Write named arrays as a compressed .npz, atomically.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        Output file (``.npz``).
+    arrays : mapping of str to array_like
+        Numeric or string arrays (no objects: files are read without pickle).
+    force : bool, optional
+        Replace an existing file.
+
+    Returns
+    -------
+    path : pathlib.Path
+    """
+    arrays = _check_arrays(arrays)
+
+    def write(tmp):
+        with open(tmp, "wb") as fh:
+            np.savez_compressed(fh, **arrays)
+
+    return atomic_write(path, write, force)
+
+
+def write_fits(path, arrays: Mapping[str, np.ndarray], force: bool = False) -> Path:
+    """Write named numeric arrays as image HDUs of one FITS file, atomically.
+
+    The first array goes to the primary HDU (named after it with ``EXTNAME``), the
+    others to image extensions; the channel axis of A and S stays first in numpy
+    order (the last FITS axis). Needs astropy.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        Output file (``.fits``).
+    arrays : mapping of str to array_like
+        Numeric arrays.
+    force : bool, optional
+        Replace an existing file.
+
+    Returns
+    -------
+    path : pathlib.Path
+    """
+    fits = _astropy_fits(Path(path))
+    arrays = _check_arrays(arrays)
+    hdus = []
+    for i, (name, value) in enumerate(arrays.items()):
+        if value.dtype.kind not in "iuf":
+            raise TypeError(f"array {name!r} of dtype {value.dtype} cannot go to FITS")
+        cls = fits.PrimaryHDU if i == 0 else fits.ImageHDU
+        hdu = cls(data=np.asarray(value, dtype=np.float64))
+        hdu.header["EXTNAME"] = name.upper()
+        hdus.append(hdu)
+
+    def write(tmp):
+        fits.HDUList(hdus).writeto(tmp, overwrite=True)
+
+    return atomic_write(path, write, force)
+
+
+def write_csv(
+    path, A, header: Sequence[str] | None = None, force: bool = False
+) -> Path:
+    """Write a matrix as CSV (one row per line, ``header`` as the first line).
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        Output file.
+    A : (J, I) array_like
+        The matrix, e.g. the mixing matrix: one line per channel, one column per
+        source.
+    header : sequence of str, optional
+        Column names.
+    force : bool, optional
+        Replace an existing file.
+
+    Returns
+    -------
+    path : pathlib.Path
+    """
+    A = np.asarray(A, dtype=np.float64)
+    if A.ndim != 2:
+        raise ValueError(f"a CSV matrix must be 2-D, got shape {A.shape}")
+    if header is not None and len(header) != A.shape[1]:
+        raise ValueError(f"got {len(header)} column names for {A.shape[1]} columns")
+
+    def write(tmp):
+        with open(tmp, "w", newline="") as fh:
+            writer = csv.writer(fh)
+            if header is not None:
+                writer.writerow(list(header))
+            for row in A:
+                writer.writerow([repr(float(v)) for v in row])
+
+    return atomic_write(path, write, force)
