@@ -1,1 +1,714 @@
-"""Placeholder: being written."""
+"""Training of interpolatory autoencoders by hand-derived backpropagation.
+
+The loss is the one of ALGORITHM.md section 4, per batch of spectra ``X``::
+
+    ||phi(X) - B||_F + reg * ||psi(B) - X||_F,   B = lambda(phi(X), PhiE) PhiE,
+
+with ``PhiE = phi(anchors)``, so the gradient flows through the codes of the
+batch, through the anchor codes (including the inverse of the Gram matrix of the
+interpolator) and through the decoder. Everything here is plain numpy: the
+forward pass in :func:`_loss_grad` is the readable definition and the backward
+pass follows it line by line in reverse.
+
+Parameters travel as one flat float64 vector ``theta`` laid out as
+``[Wt_0, bt_0, ..., Wt_{L-1}, bt_{L-1}, Wp_0, bp_0, ..., Wp_{L-1}, bp_{L-1}]``
+(encoder then decoder, each weight matrix in C order), which is what
+``scipy.optimize.minimize`` and the Adam loop both work on.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+__all__ = ["train"]
+
+_ACTIVATIONS = ("leaky_relu", "linear", "relu", "tanh")
+_OPTIMIZERS = ("adam", "adam+lbfgs", "lbfgs")
+_LEAK = 0.01  # slope of the leaky ReLU in the authors' models
+_SIMPLEX_EPS = 1e-3  # lambda / (sum(lambda) + 1e-3), ALGORITHM.md section 4
+
+
+# ----------------------------------------------------------------------------
+# network definition (private)
+
+
+@dataclass(frozen=True)
+class _Spec:
+    """Static description of a network: sizes, activation and interpolator."""
+
+    n_features: int
+    n_layers: int
+    activation: str
+    res_factor: float
+    reg_parameter: float
+    reg_inv: float = 1e-8
+    simplex: bool = True
+    bias_scale: float = 1.0
+    residuals: tuple[float, ...] = field(init=False)
+    offsets: tuple[int, ...] = field(init=False)
+
+    def __post_init__(self) -> None:
+        L = self.n_layers
+        r = tuple(
+            0.0 if L == 1 else self.res_factor * (2.0 ** (i / (L - 1)) - 1.0)
+            for i in range(L)
+        )
+        object.__setattr__(self, "residuals", r)
+        J = self.n_features
+        # encoder layers then decoder layers, each (W, b)
+        sizes = [J * J, J] * (2 * L)
+        object.__setattr__(self, "offsets", tuple(np.cumsum([0, *sizes]).tolist()))
+
+    @property
+    def n_params(self) -> int:
+        return self.offsets[-1]
+
+    def unpack(self, theta: np.ndarray) -> tuple[list, list, list, list]:
+        """Return views (no copies) of the weights and raw biases in ``theta``."""
+        J, L, o = self.n_features, self.n_layers, self.offsets
+        mats = [theta[o[2 * k] : o[2 * k + 1]].reshape(J, J) for k in range(2 * L)]
+        vecs = [theta[o[2 * k + 1] : o[2 * k + 2]] for k in range(2 * L)]
+        return mats[:L], vecs[:L], mats[L:], vecs[L:]
+
+    def weights(self, theta: np.ndarray) -> tuple[list, list, list, list]:
+        """Weights and biases of the model (biases times ``bias_scale``)."""
+        ew, eb, dw, db = self.unpack(theta)
+        c = self.bias_scale
+        return ew, [b * c for b in eb], dw, [b * c for b in db]
+
+
+def _pack(enc_w, enc_b, dec_w, dec_b) -> np.ndarray:
+    parts = []
+    for ws, bs in ((enc_w, enc_b), (dec_w, dec_b)):
+        for w, b in zip(ws, bs, strict=True):
+            parts += [np.ravel(w), np.ravel(b)]
+    return np.concatenate(parts).astype(np.float64)
+
+
+def _act(z: np.ndarray, activation: str) -> np.ndarray:
+    if activation == "leaky_relu":
+        return np.where(z > 0, z, _LEAK * z)
+    if activation == "relu":
+        return np.maximum(z, 0.0)
+    if activation == "tanh":
+        return np.tanh(z)
+    return z
+
+
+def _act_grad(z: np.ndarray, a: np.ndarray, activation: str) -> np.ndarray | float:
+    """Return the derivative of the activation at ``z`` (``a`` = act(z))."""
+    if activation == "leaky_relu":
+        return np.where(z > 0, 1.0, _LEAK)
+    if activation == "relu":
+        return (z > 0).astype(z.dtype)
+    if activation == "tanh":
+        return 1.0 - a * a
+    return 1.0
+
+
+def _forward_stack(h, weights, biases, residuals, activation):
+    """Residual stack; returns the output and the tape for the backward pass."""
+    tape = []
+    for w, b, r in zip(weights, biases, residuals, strict=True):
+        z = h @ w + b
+        a = _act(z, activation)
+        tape.append((h, z, a))
+        h = a + r * h if r else a
+    return h, tape
+
+
+def _backward_stack(dh, weights, residuals, activation, tape, gw, gb):
+    """Backpropagate ``dh`` through a stack, accumulating into ``gw``/``gb``."""
+    for i in range(len(weights) - 1, -1, -1):
+        h, z, a = tape[i]
+        dz = dh * _act_grad(z, a, activation)
+        gw[i] += h.T @ dz
+        gb[i] += dz.sum(axis=0)
+        dh_prev = dz @ weights[i].T
+        if residuals[i]:
+            dh_prev += residuals[i] * dh
+        dh = dh_prev
+    return dh
+
+
+def _encode(theta, spec, X):
+    ew, eb, _, _ = spec.weights(theta)
+    return _forward_stack(X, ew, eb, spec.residuals, spec.activation)[0]
+
+
+def _decode(theta, spec, B):
+    _, _, dw, db = spec.weights(theta)
+    return _forward_stack(B, dw, db, spec.residuals[::-1], spec.activation)[0]
+
+
+def _interpolate(P, E, spec):
+    """Barycentric weights of codes ``P`` (k, J) on anchor codes ``E`` (N, J)."""
+    G = E @ E.T + spec.reg_inv * np.eye(E.shape[0])
+    lam = P @ E.T @ np.linalg.inv(G)
+    if spec.simplex:
+        lam = lam / (lam.sum(axis=1, keepdims=True) + _SIMPLEX_EPS)
+    return lam
+
+
+def _loss_grad(theta, spec, X, anchors, *, need_grad=True):
+    """Loss of ALGORITHM.md section 4 on the batch ``X`` and its gradient.
+
+    Returns ``(loss, grad, parts)`` with ``parts = (code term, reconstruction
+    term)`` (the two Frobenius norms, before weighting).
+    """
+    ew, eb, dw, db = spec.weights(theta)
+    k, N = X.shape[0], anchors.shape[0]
+    # the encoder sees the batch and the anchors in one pass (same weights)
+    H, etape = _forward_stack(
+        np.vstack([X, anchors]), ew, eb, spec.residuals, spec.activation
+    )
+    P, E = H[:k], H[k:]
+    G = E @ E.T + spec.reg_inv * np.eye(N)
+    Gi = np.linalg.inv(G)
+    M = P @ E.T
+    lam0 = M @ Gi
+    if spec.simplex:
+        s = lam0.sum(axis=1, keepdims=True) + _SIMPLEX_EPS
+        lam = lam0 / s
+    else:
+        lam = lam0
+    B = lam @ E
+    R, dtape = _forward_stack(B, dw, db, spec.residuals[::-1], spec.activation)
+    D1 = P - B
+    D2 = R - X
+    n1 = math.sqrt(float(np.sum(D1 * D1)))
+    n2 = math.sqrt(float(np.sum(D2 * D2)))
+    loss = n1 + spec.reg_parameter * n2
+    if not need_grad:
+        return loss, None, (n1, n2)
+
+    grad = np.zeros_like(theta)
+    gew, geb, gdw, gdb = spec.unpack(grad)
+    # d ||D||_F = <D / ||D||, dD>; a zero residual contributes a zero subgradient
+    g1 = D1 / n1 if n1 > 0 else np.zeros_like(D1)
+    g2 = D2 * (spec.reg_parameter / n2) if n2 > 0 else np.zeros_like(D2)
+    dB = _backward_stack(g2, dw, spec.residuals[::-1], spec.activation, dtape, gdw, gdb)
+    dB -= g1
+    dP = g1.copy()
+    # B = lam E
+    dlam = dB @ E.T
+    dE = lam.T @ dB
+    # lam = lam0 / s, s = sum(lam0) + eps
+    if spec.simplex:
+        dlam0 = (dlam - np.sum(dlam * lam, axis=1, keepdims=True)) / s
+    else:
+        dlam0 = dlam
+    # lam0 = M Gi, Gi = G^-1 (symmetric)
+    dM = dlam0 @ Gi
+    dGi = M.T @ dlam0
+    dG = -Gi @ dGi @ Gi
+    # G = E E^T + reg I ; M = P E^T
+    dE += (dG + dG.T) @ E + dM.T @ P
+    dP += dM @ E
+    _backward_stack(
+        np.vstack([dP, dE]), ew, spec.residuals, spec.activation, etape, gew, geb
+    )
+    if spec.bias_scale != 1.0:
+        for gb in (*geb, *gdb):
+            gb *= spec.bias_scale
+    return loss, grad, (n1, n2)
+
+
+def _bias_scale(anchors):
+    """Typical channel value of the spectra (mean L1 norm of the anchors / J).
+
+    Biases are trained in units of this scale, so that the optimiser sees weights
+    and biases of order one whatever the normalisation of the spectra (1/75 for
+    the unit-sum Cas A spectra).
+    """
+    c = float(np.mean(np.sum(np.abs(anchors), axis=1))) / anchors.shape[1]
+    return c if c > 0 else 1.0
+
+
+def _init_params(spec, rng, scale=0.1):
+    """Near-identity weights plus Gaussian noise of std ``scale / sqrt(J)``.
+
+    With residual layers of equal width, identity layers make the initial model
+    close to the linear interpolation of the anchors (leaky ReLU and ReLU pass
+    the non-negative spectra unchanged); the noise mixes channels so that
+    localised features (emission lines) get codes that overlap the anchors'.
+    Biases start at zero.
+    """
+    J, L = spec.n_features, spec.n_layers
+    ws = [
+        np.eye(J) + scale * rng.standard_normal((J, J)) / math.sqrt(J)
+        for _ in range(2 * L)
+    ]
+    bs = [np.zeros(J) for _ in range(2 * L)]
+    return _pack(ws[:L], bs[:L], ws[L:], bs[L:])
+
+
+# ----------------------------------------------------------------------------
+# metrics used for monitoring
+
+
+def _fast_project(theta, spec, anchors, A):
+    """Encoder-based projection of the rows of ``A`` (ALGORITHM.md section 4)."""
+    amp0 = np.sum(np.abs(A), axis=1, keepdims=True) / np.mean(
+        np.sum(np.abs(anchors), axis=1)
+    )
+    amp0 = np.where(amp0 > 0, amp0, 1.0)
+    E = _encode(theta, spec, anchors)
+    lam = _interpolate(_encode(theta, spec, A / amp0), E, spec)
+    Y = _decode(theta, spec, lam @ E)
+    amp = np.sum(Y * A, axis=1, keepdims=True) / np.maximum(
+        np.sum(Y * Y, axis=1, keepdims=True), 1e-3
+    )
+    return amp * Y
+
+
+def _sad_db(truth, estimate):
+    """Per-row SAD in dB: -10 log10(angle in radians), as the authors compute it."""
+    num = np.sum(truth * estimate, axis=1)
+    den = np.linalg.norm(truth, axis=1) * np.linalg.norm(estimate, axis=1)
+    cos = np.clip(num / np.where(den > 0, den, 1.0), -1.0, 1.0)
+    ang = np.maximum(np.arccos(cos), 1e-12)
+    return -10.0 * np.log10(ang)
+
+
+# ----------------------------------------------------------------------------
+# public entry point
+
+
+def _check_2d(name, a):
+    try:
+        arr = np.asarray(a, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(
+            f"{name} must be a real array of shape (n, J); got {type(a).__name__}"
+        ) from exc
+    if arr.ndim != 2:
+        raise ValueError(
+            f"{name} must be 2-D of shape (n, J); got shape {arr.shape}. "
+            "Pass one spectrum per row."
+        )
+    if not np.all(np.isfinite(arr)):
+        raise ValueError(
+            f"{name} contains NaN or infinite values; remove or fill those spectra."
+        )
+    return np.ascontiguousarray(arr)
+
+
+def _check_positive(name, value, kind=float):
+    if kind is int:
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+            raise TypeError(f"{name} must be an int; got {type(value).__name__}")
+        if value < 1:
+            raise ValueError(f"{name} must be >= 1; got {value}")
+        return int(value)
+    if not isinstance(value, (int, float, np.floating, np.integer)) or isinstance(
+        value, bool
+    ):
+        raise TypeError(f"{name} must be a real number; got {type(value).__name__}")
+    if not (math.isfinite(value) and value > 0):
+        raise ValueError(f"{name} must be finite and > 0; got {value}")
+    return float(value)
+
+
+def train(
+    train: Any,
+    anchors: Any,
+    valid: Any = None,
+    *,
+    n_layers: int = 4,
+    activation: str = "leaky_relu",
+    res_factor: float = 0.1,
+    reg_parameter: float = 0.1,
+    optimizer: str = "adam+lbfgs",
+    max_epochs: int = 2500,
+    batch_size: int = 25,
+    learning_rate: float = 3e-3,
+    final_learning_rate: float = 1e-5,
+    lbfgs_iter: int = 300,
+    patience: int = 500,
+    init_scale: float = 0.1,
+    random_state: int | np.random.Generator | None = None,
+    progress: bool = True,
+    name: str = "",
+):
+    """Train an interpolatory autoencoder on a set of spectra.
+
+    Minimises the loss of ALGORITHM.md section 4 per batch ``X``,
+    ``||phi(X) - B||_F + reg_parameter * ||psi(B) - X||_F`` with
+    ``B = lambda PhiE`` the barycentre of the anchor codes ``PhiE = phi(anchors)``,
+    by backpropagation derived by hand (through the encoder, the anchor codes, the
+    regularised inverse of the interpolator and the decoder).
+
+    Parameters
+    ----------
+    train : (n, J) array_like
+        Training spectra, one per row, at the amplitude the model will see: the
+        fast projection rescales its input to the mean L1 norm of the anchors, so
+        give spectra normalised like the anchors (the Cas A spectra are unit-sum).
+    anchors : (N, J) array_like
+        Anchor spectra, ``N >= 2``.
+    valid : (m, J) array_like, optional
+        Validation spectra, for early stopping and the history. Without them the
+        training loss is monitored instead.
+    n_layers : int, default 4
+        Number of residual layers of width ``J`` in the encoder and in the decoder.
+    activation : {'leaky_relu', 'linear', 'relu', 'tanh'}, default 'leaky_relu'
+        Activation of every layer (the leaky ReLU has slope 0.01).
+    res_factor : float, default 0.1
+        Residual factor: encoder layer ``l`` adds
+        ``res_factor * (2**(l/(L-1)) - 1)`` times its input.
+    reg_parameter : float, default 0.1
+        Weight of the reconstruction term of the loss.
+    optimizer : {'adam', 'adam+lbfgs', 'lbfgs'}, default 'adam+lbfgs'
+        ``'adam'``: ``max_epochs`` epochs of Adam on shuffled mini-batches of
+        ``batch_size`` spectra. ``'lbfgs'``: ``lbfgs_iter`` iterations of
+        full-batch L-BFGS (``scipy.optimize.minimize(method='L-BFGS-B')``) on the
+        loss of the whole training set. ``'adam+lbfgs'``: Adam, then L-BFGS from
+        the best parameters Adam found.
+    max_epochs : int, default 2500
+        Adam epochs.
+    batch_size : int, default 25
+        Adam mini-batch size.
+    learning_rate, final_learning_rate : float, default 3e-3 and 1e-5
+        The Adam step size decays geometrically from the first to the second over
+        the ``max_epochs`` epochs.
+    lbfgs_iter : int, default 300
+        L-BFGS iterations (each one counts as an epoch in the history).
+    patience : int, default 500
+        Stop a phase when the monitored loss has not improved for this many
+        epochs; the best parameters seen are kept.
+    init_scale : float, default 0.1
+        Initial weights are the identity plus Gaussian noise of standard
+        deviation ``init_scale / sqrt(J)``; biases start at zero.
+    random_state : int or numpy.random.Generator, optional
+        Seeds the initial weights and the mini-batch order: the result is
+        deterministic for a given seed (on a given machine and BLAS).
+    progress : bool, default True
+        Show a tqdm progress bar (on stderr).
+    name : str, default ''
+        Family name stored in the model.
+
+    Returns
+    -------
+    model : IAEModel
+        The model with the best parameters seen, ``training_spectra`` set to
+        ``train`` and the settings in ``metadata['training']``. Its attribute
+        ``history`` is a dict:
+
+        - ``'epoch'``, ``'train_loss'``, ``'valid_loss'`` ((n_epochs,) arrays):
+          the loss above with the whole set taken as one batch, divided by
+          ``sqrt(n_spectra)`` so that sets of different sizes compare. Entry 0
+          is the initial model. During Adam the training loss combines the
+          epoch's mini-batches (with the parameters moving during the epoch);
+          ``valid_loss`` is NaN without ``valid``.
+        - ``'valid_sad'``: median SAD (dB, ``-10 log10`` of the angle in
+          radians) of the fast projection of the validation spectra (NaN without
+          ``valid``).
+        - ``'phase'``: ``'adam'`` or ``'lbfgs'`` per epoch.
+        - ``'best_epoch'``, ``'best_loss'``, ``'stopped_early'``, ``'seconds'``,
+          ``'n_evaluations'`` (mini-batch or full-batch gradient evaluations).
+
+    Raises
+    ------
+    ValueError
+        For NaN/infinite spectra, mismatched channel counts, fewer than two
+        anchors, an unknown activation or optimizer, or out-of-range settings.
+    TypeError
+        For non-numeric arrays or wrongly typed settings.
+
+    Notes
+    -----
+    Biases are optimised in units of the typical channel value of the spectra
+    (mean L1 norm of the anchors divided by ``J``) and converted back when the
+    model is built, so the returned model works on the spectra as given.
+
+    With the defaults (``max_epochs=9000`` for the Gaussian lines) the median
+    manifold-projection SAD on the Cas A validation spectra is 27-29 dB, in
+    under three minutes per family on two cores (``bench/train_casa.py``).
+    """
+    X = _check_2d("train", train)
+    A = _check_2d("anchors", anchors)
+    V = None if valid is None else _check_2d("valid", valid)
+    if A.shape[0] < 2:
+        raise ValueError(
+            f"anchors must hold at least 2 spectra (rows); got {A.shape[0]}. "
+            "The interpolator needs N >= 2 anchor points."
+        )
+    J = A.shape[1]
+    if X.shape[1] != J:
+        raise ValueError(
+            f"train has {X.shape[1]} channels but anchors have {J}; "
+            "both must have the same number of columns."
+        )
+    if V is not None and V.shape[1] != J:
+        raise ValueError(
+            f"valid has {V.shape[1]} channels but anchors have {J}; "
+            "both must have the same number of columns."
+        )
+    if X.shape[0] < 1 or (V is not None and V.shape[0] < 1):
+        raise ValueError("train and valid must hold at least one spectrum each.")
+    if activation not in _ACTIVATIONS:
+        raise ValueError(
+            f"activation must be one of {sorted(_ACTIVATIONS)}; got {activation!r}"
+        )
+    if optimizer not in _OPTIMIZERS:
+        raise ValueError(
+            f"optimizer must be one of {sorted(_OPTIMIZERS)}; got {optimizer!r}"
+        )
+    n_layers = _check_positive("n_layers", n_layers, int)
+    max_epochs = _check_positive("max_epochs", max_epochs, int)
+    lbfgs_iter = _check_positive("lbfgs_iter", lbfgs_iter, int)
+    patience = _check_positive("patience", patience, int)
+    batch_size = _check_positive("batch_size", batch_size, int)
+    learning_rate = _check_positive("learning_rate", learning_rate)
+    final_learning_rate = _check_positive("final_learning_rate", final_learning_rate)
+    reg_parameter = _check_positive("reg_parameter", reg_parameter)
+    init_scale = _check_positive("init_scale", init_scale)
+    if isinstance(res_factor, bool) or not isinstance(
+        res_factor, (int, float, np.integer, np.floating)
+    ):
+        raise TypeError(
+            f"res_factor must be a real number; got {type(res_factor).__name__}"
+        )
+    if not (math.isfinite(res_factor) and res_factor >= 0):
+        raise ValueError(f"res_factor must be finite and >= 0; got {res_factor}")
+
+    spec = _Spec(
+        n_features=J,
+        n_layers=n_layers,
+        activation=activation,
+        res_factor=float(res_factor),
+        reg_parameter=reg_parameter,
+        bias_scale=_bias_scale(A),
+    )
+    rng = np.random.default_rng(random_state)
+    theta = _init_params(spec, rng, init_scale)
+    n_adam = max_epochs if optimizer != "lbfgs" else 0
+    n_lbfgs = lbfgs_iter if optimizer != "adam" else 0
+
+    from tqdm import tqdm
+
+    state = _Monitor(spec, X, A, V, patience)
+    t0 = time.perf_counter()
+    with tqdm(
+        total=n_adam + n_lbfgs,
+        disable=not progress,
+        desc=f"IAE {name}".strip(),
+        unit="epoch",
+        dynamic_ncols=True,
+    ) as bar:
+        state.epoch(theta, "adam" if n_adam else "lbfgs")
+        if n_adam:
+            _run_adam(
+                theta,
+                spec,
+                X,
+                A,
+                n_adam,
+                batch_size,
+                learning_rate,
+                final_learning_rate,
+                rng,
+                state,
+                bar,
+            )
+        if n_lbfgs:
+            state.reset_patience()
+            _run_lbfgs(state.best_theta, spec, X, A, n_lbfgs, state, bar)
+    seconds = time.perf_counter() - t0
+
+    history = state.history()
+    history["seconds"] = seconds
+    settings = {
+        "n_layers": n_layers,
+        "activation": activation,
+        "res_factor": float(res_factor),
+        "reg_parameter": reg_parameter,
+        "optimizer": optimizer,
+        "max_epochs": max_epochs,
+        "batch_size": batch_size,
+        "learning_rate": learning_rate,
+        "final_learning_rate": final_learning_rate,
+        "lbfgs_iter": lbfgs_iter,
+        "patience": patience,
+        "init_scale": init_scale,
+        "random_state": (
+            int(random_state) if isinstance(random_state, (int, np.integer)) else None
+        ),
+        "n_train": int(X.shape[0]),
+        "n_valid": 0 if V is None else int(V.shape[0]),
+        "epochs_run": len(history["epoch"]) - 1,
+        "best_epoch": history["best_epoch"],
+        "best_loss": history["best_loss"],
+        "seconds": seconds,
+    }
+    model = _build_model(state.best_theta, spec, A, X, name, settings)
+    model.history = history
+    return model
+
+
+def _build_model(theta, spec, anchors, X, name, settings):
+    from ._model import IAEModel
+
+    ew, eb, dw, db = spec.weights(theta.copy())
+    model = IAEModel(
+        anchors.copy(),
+        [w.copy() for w in ew],
+        [b.copy() for b in eb],
+        [w.copy() for w in dw],
+        [b.copy() for b in db],
+        activation=spec.activation,
+        res_factor=spec.res_factor,
+        simplex=spec.simplex,
+        reg_inv=spec.reg_inv,
+        reg_parameter=spec.reg_parameter,
+        name=name,
+        metadata={"training": settings},
+    )
+    model.training_spectra = X.copy()
+    return model
+
+
+class _Monitor:
+    """Per-epoch bookkeeping: history, best parameters, early stopping."""
+
+    def __init__(self, spec, X, A, V, patience):
+        self.spec, self.X, self.A, self.V = spec, X, A, V
+        self.patience = patience
+        self.rows: list[tuple] = []
+        self.best_loss = math.inf
+        self.best_theta = None
+        self.best_epoch = -1
+        self.since_best = 0
+        self.stop = False
+        self.stopped_early = False
+        self.n_eval = 0
+
+    def reset_patience(self):
+        self.since_best = 0
+        self.stop = False
+
+    def _full_loss(self, theta, Y):
+        return _loss_grad(theta, self.spec, Y, self.A, need_grad=False)[0] / math.sqrt(
+            Y.shape[0]
+        )
+
+    def epoch(self, theta, phase, train_loss=None):
+        """Record one epoch; returns True when training should stop."""
+        if train_loss is None:
+            train_loss = self._full_loss(theta, self.X)
+        if self.V is not None:
+            valid_loss = self._full_loss(theta, self.V)
+            fast = _fast_project(theta, self.spec, self.A, self.V)
+            sad = float(np.median(_sad_db(self.V, fast)))
+            monitored = valid_loss
+        else:
+            valid_loss = sad = math.nan
+            monitored = train_loss
+        self.rows.append((len(self.rows), train_loss, valid_loss, sad, phase))
+        if not math.isfinite(monitored):
+            self.stop = True
+            return True
+        if monitored < self.best_loss:
+            self.best_loss = monitored
+            self.best_theta = theta.copy()
+            self.best_epoch = len(self.rows) - 1
+            self.since_best = 0
+        else:
+            self.since_best += 1
+            if self.since_best >= self.patience:
+                self.stop = self.stopped_early = True
+        return self.stop
+
+    def history(self):
+        cols = list(zip(*self.rows, strict=True)) if self.rows else [()] * 5
+        return {
+            "epoch": np.asarray(cols[0], dtype=np.int64),
+            "train_loss": np.asarray(cols[1], dtype=np.float64),
+            "valid_loss": np.asarray(cols[2], dtype=np.float64),
+            "valid_sad": np.asarray(cols[3], dtype=np.float64),
+            "phase": list(cols[4]),
+            "best_epoch": int(self.best_epoch),
+            "best_loss": float(self.best_loss),
+            "stopped_early": bool(self.stopped_early),
+            "n_evaluations": int(self.n_eval),
+        }
+
+
+def _run_adam(theta, spec, X, A, n_epochs, batch_size, lr, lr_final, rng, state, bar):
+    """Adam on shuffled mini-batches (beta1 0.9, beta2 0.999, eps 1e-8).
+
+    The step size decays geometrically from ``lr`` to ``lr_final`` over the
+    epochs: large steps find the shape of the manifold, small ones settle it.
+    """
+    theta = theta.copy()
+    m = np.zeros_like(theta)
+    v = np.zeros_like(theta)
+    b1, b2, eps = 0.9, 0.999, 1e-8
+    t = 0
+    n = X.shape[0]
+    reg = spec.reg_parameter
+    decay = (lr_final / lr) ** (1.0 / max(n_epochs - 1, 1))
+    for epoch in range(n_epochs):
+        rate = lr * decay**epoch
+        order = rng.permutation(n)
+        s1 = s2 = 0.0
+        for start in range(0, n, batch_size):
+            idx = order[start : start + batch_size]
+            _, g, (n1, n2) = _loss_grad(theta, spec, X[idx], A)
+            s1 += n1 * n1
+            s2 += n2 * n2
+            t += 1
+            m *= b1
+            m += (1 - b1) * g
+            v *= b2
+            v += (1 - b2) * (g * g)
+            step = rate * math.sqrt(1 - b2**t) / (1 - b1**t)
+            theta -= step * m / (np.sqrt(v) + eps)
+        state.n_eval += -(-n // batch_size)
+        bar.update(1)
+        # the epoch's batches make up the training set: their norms combine into
+        # the full-set loss (with the parameters moving during the epoch)
+        train_loss = (math.sqrt(s1) + reg * math.sqrt(s2)) / math.sqrt(n)
+        if state.epoch(theta, "adam", train_loss):
+            break
+    return theta
+
+
+def _run_lbfgs(theta, spec, X, A, n_iter, state, bar):
+    """Full-batch L-BFGS on the loss divided by sqrt(n), from ``theta``."""
+    from scipy.optimize import minimize
+
+    scale = 1.0 / math.sqrt(X.shape[0])
+
+    def fun(th):
+        loss, g, _ = _loss_grad(th, spec, X, A)
+        state.n_eval += 1
+        return loss * scale, g * scale
+
+    def callback(intermediate_result):
+        bar.update(1)
+        res = intermediate_result
+        if isinstance(res, np.ndarray):  # scipy < 1.11 passes the parameters only
+            x, f = res, None
+        else:
+            x, f = res.x, float(res.fun)
+        if state.epoch(np.array(x, dtype=np.float64), "lbfgs", f):
+            raise StopIteration
+
+    try:
+        minimize(
+            fun,
+            theta,
+            jac=True,
+            method="L-BFGS-B",
+            callback=callback,
+            options={"maxiter": n_iter, "maxcor": 20, "ftol": 0.0, "gtol": 0.0},
+        )
+    except StopIteration:  # scipy < 1.11 lets it through; later ones stop cleanly
+        pass
