@@ -46,7 +46,7 @@ def load_models(where):
         if where == "reference":
             model = from_reference(CASA / "reference_models" / f"model_{family}.pkl")
         else:
-            model = load(Path(where) / f"{family}.onnx")
+            model = load(Path(where) / f"model_{family}.onnx")
         models[model] = count
     return models
 
@@ -73,7 +73,7 @@ def main(argv=None):
     parser.add_argument("--snr", type=float, default=40.0)
     parser.add_argument("--models", default="reference",
                         help="'reference' (the authors' pickles) or a folder of "
-                             "sync.onnx, thermal.onnx, gauss.onnx")
+                             "model_{sync,thermal,gauss}.onnx (bench/train_casa.py)")
     parser.add_argument("--crop", type=int, default=0, help="central crop size")
     parser.add_argument("--delta", type=float, default=None,
                         help="distance between the two line centres (channels); "

@@ -21,6 +21,7 @@ _BLIND_TOL = 1e-2  # GMCA: blind stage stops when delta_S falls below this
 _DUPLICATE_COS = 0.99  # sGMCA: columns this aligned describe one source twice
 _RESEED_GAIN = 1.2  # ... and a candidate explaining this much more replaces one
 _MAX_RESEEDS = 3
+_FIT_DOUBTFUL = 0.05  # sGMCA: a modelled spectrum this far from its manifold
 
 
 @dataclass
@@ -310,6 +311,52 @@ def _manifold_samples(model, rng, n_max=600):
     return g[norms > 0] / norms[norms > 0, None]
 
 
+def _worst_fit(fit):
+    """Return the largest model fit of a run (0 when no source is modelled)."""
+    return max((f for f in fit if f is not None), default=0.0)
+
+
+def _model_pursuit(xx, samples, counts, n_sources, nonneg_A):
+    """Build a mixing matrix from the models' spectra that best explain the data.
+
+    Greedy pursuit in the spectral domain: each step adds, among the samples of
+    the models that still have room, the spectrum whose part orthogonal to the
+    columns chosen so far carries the most data energy ``u^T Xd Xd^T u``; the
+    unmodelled columns are the leading directions of what is left. Uses only
+    Xd Xd^T (J x J). Returns (J, n_sources) unit columns.
+    """
+    J = xx.shape[0]
+    room = list(counts)
+    cols = []
+    for _ in range(sum(counts)):
+        q = np.linalg.qr(np.column_stack(cols))[0] if cols else np.zeros((J, 0))
+        best = (-np.inf, None)
+        for m, cand in enumerate(samples):
+            if room[m] == 0 or len(cand) == 0:
+                continue
+            u = cand.T - q @ (q.T @ cand.T)
+            norm2 = np.sum(u * u, axis=0)
+            energy = np.sum(u * (xx @ u), axis=0)
+            gain = energy / np.where(norm2 > 1e-12, norm2, np.inf)
+            c = int(np.argmax(gain))
+            if gain[c] > best[0]:
+                best = (gain[c], m, cand[c])
+        if best[1] is None:
+            break
+        room[best[1]] -= 1
+        cols.append(best[2])
+    while len(cols) < n_sources:
+        q = np.linalg.qr(np.column_stack(cols))[0] if cols else np.zeros((J, 0))
+        rest = xx - q @ (q.T @ xx)
+        rest = rest - (rest @ q) @ q.T
+        v = np.linalg.eigh(rest)[1][:, -1]
+        v = v if v.sum() >= 0 else -v
+        if nonneg_A:
+            v = np.maximum(v, 0.0)
+        cols.append(v / max(np.linalg.norm(v), 1e-300))
+    return np.column_stack(cols)
+
+
 def _reseed_lost_source(A, xx, candidates):
     """Replace a duplicated column by the candidate spectrum that explains most data.
 
@@ -499,13 +546,10 @@ def separate(
     t_blind = time.perf_counter()
 
     # Semi-blind stage (sGMCA).
-    result_mapping = [None] * n_sources
-    model_fit = [None] * n_sources
-    n_semi = 0
-    reseeded = []
-    if model_list:
-        candidates = np.vstack([_manifold_samples(m, rng) for m in model_list])
-    if model_list and max_iter_semiblind > 0:
+    def semiblind(A, detail, prev):
+        """Run the semi-blind iterations from A; returns the final state."""
+        state = {"mapping": [None] * n_sources, "fit": [None] * n_sources,
+                 "n_iter": 0, "reseeded": []}
         if bar is not None:
             bar.reset(total=max_iter_semiblind)
             bar.set_description("sGMCA")
@@ -519,18 +563,41 @@ def separate(
             A_new, assign, fit = _constrain(
                 A_ls, model_list, counts, fixed, nonneg_A, rng
             )
-            if len(reseeded) < _MAX_RESEEDS:
+            if len(state["reseeded"]) < _MAX_RESEEDS:
                 col = _reseed_lost_source(A_new, xx, candidates)
                 if col is not None:
-                    reseeded.append((it, col))
-            n_semi = it + 1
+                    state["reseeded"].append((it, col))
+            state["n_iter"] = it + 1
             stop = record("semiblind", it, A_new, A, delta_S)
             A = A_new
-            result_mapping = [None if m is None else model_list[m].name for m in assign]
-            model_fit = fit
+            state["mapping"] = [None if m is None else model_list[m].name
+                                for m in assign]
+            state["fit"] = fit
             # delta_S compares with an S made before any constraint at it = 0.
             if stop or (it >= 1 and delta_S <= tol_semiblind):
                 break
+        state.update(A=A, detail=detail, prev=prev)
+        return state
+
+    result = {"A": A, "detail": detail, "prev": prev, "mapping": [None] * n_sources,
+              "fit": [None] * n_sources, "n_iter": 0, "reseeded": []}
+    restarted = False
+    if model_list and max_iter_semiblind > 0:
+        samples = [_manifold_samples(m, rng) for m in model_list]
+        candidates = np.vstack(samples)
+        blind_detail = detail.copy()
+        result = semiblind(A, detail, prev)
+        if fixed is None and _worst_fit(result["fit"]) > _FIT_DOUBTFUL:
+            # A doubtful end (a source far from its model): start again from the
+            # spectra of the models that best explain the data, keep the better.
+            A_pursuit = _model_pursuit(xx, samples, counts, n_sources, nonneg_A)
+            retry = semiblind(A_pursuit, blind_detail, blind_detail.copy())
+            restarted = True
+            if _worst_fit(retry["fit"]) < _worst_fit(result["fit"]):
+                result = retry
+    A, detail, prev = result["A"], result["detail"], result["prev"]
+    result_mapping, model_fit = result["mapping"], result["fit"]
+    n_semi, reseeded = result["n_iter"], result["reseeded"]
     t_semi = time.perf_counter()
     if bar is not None:
         bar.close()
@@ -548,7 +615,7 @@ def separate(
         mapping=result_mapping,
         model_fit=model_fit,
         n_iter={"blind": n_blind, "semiblind": n_semi},
-        history={**history, "reseeded": reseeded},
+        history={**history, "reseeded": reseeded, "restarted": restarted},
         timings={
             "transform": t_transform - t_start,
             "blind": t_blind - t_transform,
