@@ -33,11 +33,12 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 import threading
+from pathlib import Path
 
 import numpy as np
 
+from .._io import atomic_write
 from ._model import IAEModel, as_batch
 
 __all__ = ["attach_runtime", "build_model_proto", "load", "save"]
@@ -332,18 +333,8 @@ def save(model: IAEModel, path) -> None:
     model : IAEModel
     path : str or path-like
     """
-    path = os.fspath(path)
     data = build_model_proto(model).SerializeToString()
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".iae-", suffix=".onnx.tmp", dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    atomic_write(path, lambda tmp: Path(tmp).write_bytes(data), force=True)
 
 
 # ---------------------------------------------------------------------- load

@@ -1,0 +1,55 @@
+"""The public API is what __all__ says: every name exists, nothing private."""
+
+import importlib
+
+import pytest
+
+PUBLIC_MODULES = [
+    "sgmca_fast",
+    "sgmca_fast.baselines",
+    "sgmca_fast.datasets",
+    "sgmca_fast.iae",
+    "sgmca_fast.metrics",
+    "sgmca_fast.starlet",
+]
+
+
+@pytest.mark.parametrize("name", PUBLIC_MODULES)
+def test_all_is_a_complete_list(name):
+    module = importlib.import_module(name)
+    assert isinstance(module.__all__, list)
+    assert len(set(module.__all__)) == len(module.__all__)
+    for attr in module.__all__:
+        assert hasattr(module, attr), f"{name}.{attr} is in __all__ but missing"
+        assert not attr.startswith("_") or attr == "__version__"
+
+
+def test_top_level_api():
+    import sgmca_fast
+
+    assert set(sgmca_fast.__all__) == {
+        "Separation",
+        "__version__",
+        "datasets",
+        "get_num_threads",
+        "gmca",
+        "metrics",
+        "separate",
+        "set_num_threads",
+        "starlet",
+    }
+    assert isinstance(sgmca_fast.__version__, str)
+
+
+def test_importing_the_package_does_not_import_optional_extras():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, sgmca_fast; "
+        "print(','.join(m for m in ('matplotlib', 'astropy', 'sklearn', 'dask') "
+        "if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True,
+                         text=True, check=True)
+    assert out.stdout.strip() == ""
