@@ -72,6 +72,12 @@ def _floored_inverse(gram):
     return (v / np.maximum(e, _EIG_FLOOR * top)) @ v.T
 
 
+def _weighted_pinv(A, weights=None):
+    """Return (A^T W A)^-1 A^T W, W = diag(weights) (identity if None), floored."""
+    Aw = A.T if weights is None else A.T * weights
+    return _floored_inverse(Aw @ A) @ Aw
+
+
 def _unit_columns(A, rng):
     """Scale columns to unit L2 norm; a null column gets a random direction."""
     norms = np.linalg.norm(A, axis=0)
@@ -236,10 +242,7 @@ class _SourceStep:
 
     def pinv(self, A):
         """(A^T W A)^-1 A^T W with floored eigenvalues: (I, J)."""
-        if self.weights is None:
-            return _floored_inverse(A.T @ A) @ A.T
-        Aw = A.T * self.weights
-        return _floored_inverse(Aw @ A) @ Aw
+        return _weighted_pinv(A, self.weights)
 
     def __call__(self, A, K, prev_detail, out):
         """Thresholded detail coefficients (I, nscales, P) into out.

@@ -26,8 +26,8 @@ import warnings
 
 import numpy as np
 
-from . import _kernels, starlet
-from ._solver import Separation, gmca
+from . import starlet
+from ._solver import Separation, _SourceStep, _weighted_pinv, gmca
 from .iae._project import ProjectionResult
 
 __all__ = [
@@ -39,7 +39,6 @@ __all__ = [
     "sparse_nmf",
 ]
 
-_EIG_FLOOR = 1e-9  # as the solver: eigenvalues floored at this * max
 
 
 # --------------------------------------------------------------------------------
@@ -79,14 +78,6 @@ def _check_max_iter(max_iter):
     if max_iter < 1:
         raise ValueError(f"max_iter must be at least 1, got {max_iter}")
     return int(max_iter)
-
-
-def _floored_inverse(gram):
-    e, v = np.linalg.eigh(gram)
-    top = e.max(initial=0.0)
-    if not top > 0:
-        return np.zeros_like(gram)
-    return (v / np.maximum(e, _EIG_FLOOR * top)) @ v.T
 
 
 def _normalise(A, S):
@@ -514,12 +505,8 @@ def oracle_sources(
         sigma = np.broadcast_to(np.asarray(noise_std, dtype=np.float64), (J,))
         if not (np.all(np.isfinite(sigma)) and np.all(sigma > 0)):
             raise ValueError("noise_std must be finite and positive")
-    if sigma is None:
-        M = _floored_inverse(A.T @ A) @ A.T
-    else:
-        Aw = A.T / sigma**2
-        M = _floored_inverse(Aw @ A) @ Aw
     if method == "lstsq":
+        M = _weighted_pinv(A, None if sigma is None else 1.0 / sigma**2)
         return _result(A, M @ x, pix_shape, {"oracle": 1}, t0)
 
     if isinstance(nscales, bool) or not isinstance(nscales, (int, np.integer)):
@@ -534,22 +521,13 @@ def oracle_sources(
         xw = starlet.forward(x.reshape((J,) + shape), nscales).reshape(J, -1, P)
     else:
         xw = starlet.forward1d(x, nscales)
-    coeffs = np.einsum("ij,jsp->isp", M, xw)  # (I, nscales + 1, P)
-    rows = np.ascontiguousarray(coeffs[:, :nscales]).reshape(-1, P)
-    if sigma is None:
-        kstd = k * _kernels.mad_std(rows)
-    else:
-        row_std = np.sqrt((M**2) @ sigma**2)
-        scale = starlet.scale_norms(shape, nscales)[:nscales]
-        kstd = k * (row_std[:, None] * scale[None, :]).ravel()
-    first = _kernels.threshold(rows, kstd, hard=not l1)
-    detail = _kernels.threshold(rows, kstd, prev=first, kstd=kstd, hard=not l1)
-    full = np.empty_like(coeffs)
-    full[:, :nscales] = detail.reshape(n_src, nscales, P)
-    full[:, nscales] = coeffs[:, nscales]
-    if nonneg_S:
-        _kernels.nonneg_sources(full)
-    S = full.sum(axis=1)  # the inverse starlet: the sum of the planes
+    # The solver's final stage with A fixed: reweighted by a first estimate.
+    step = _SourceStep(xw, sigma, starlet.scale_norms(shape, nscales), k, l1, nonneg_S)
+    first = np.empty((n_src, nscales, P))
+    detail = np.empty_like(first)
+    step(A, 1.0, None, first)
+    M = step(A, 1.0, first, detail)
+    S = starlet.inverse(step.full(M, detail), axis=1)
     return _result(A, S, pix_shape, {"oracle": 1}, t0)
 
 
