@@ -69,22 +69,24 @@ def main(argv=None):
         pstats.Stats(prof).sort_stats("tottime").print_stats(15)
 
     if args.memory:
-        held = []
+        held = {"blind": [], "semiblind": []}
         tracemalloc.start()
         base = tracemalloc.get_traced_memory()[0]
 
         def callback(info):
-            held.append(tracemalloc.get_traced_memory()[0] - base)
+            used = tracemalloc.get_traced_memory()[0] - base
+            held[info["stage"]].append(used / 2**20)
 
         sgmca_fast.separate(mix.X, 4, models, noise_std=mix.noise_std,
                             callback=callback)
         peak = tracemalloc.get_traced_memory()[1] - base
         tracemalloc.stop()
         transform = mix.X.nbytes * 3  # nscales + 1 = 3 planes per channel
-        held = np.array(held[5:]) / 2**20
-        print(f"memory held between iterations: {held.min():.1f} to "
-              f"{held.max():.1f} MiB (constant: growth {held[-1] - held[0]:+.2f} "
-              f"MiB over {len(held)} iterations)")
+        for stage, values in held.items():
+            values = np.array(values[2:])  # after the first allocations
+            print(f"memory held during the {stage} stage: {values.min():.1f} to "
+                  f"{values.max():.1f} MiB, change over its {len(values)} "
+                  f"iterations {values[-1] - values[0]:+.2f} MiB")
         print(f"peak during the run: {peak / 2**20:.0f} MiB = "
               f"{peak / transform:.2f} x the data's starlet transform "
               f"({transform / 2**20:.0f} MiB); the data themselves: "

@@ -51,11 +51,15 @@ def identify(A, models, counts, *, nonneg=True, min_sum=0.5):
         For each column, the latent weights (N,) of its fast projection, or None.
     rel_errors : list
         For each column, the relative projection error that won, or None.
+    cleaned : list
+        For each column, the interference-free spectrum ``a_i - M mu`` that won
+        (J,), or None.
     """
     n_sources = A.shape[1]
     mapping = [None] * n_sources
     lambdas = [None] * n_sources
     rel_errors = [None] * n_sources
+    cleaned = [None] * n_sources
     room = list(counts)
     picked = np.zeros((A.shape[0], 0))
     for _ in range(sum(counts)):
@@ -91,6 +95,7 @@ def identify(A, models, counts, *, nonneg=True, min_sum=0.5):
         mapping[i] = m
         lambdas[i] = np.asarray(proj[1][c], dtype=float)
         rel_errors[i] = float(err)
+        cleaned[i] = cand[c_full]
         room[m] -= 1
         picked = np.column_stack([picked, proj[0][c]])
-    return mapping, lambdas, rel_errors
+    return mapping, lambdas, rel_errors, cleaned

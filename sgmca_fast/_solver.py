@@ -20,6 +20,8 @@ _IT_MIN = 100  # GMCA: minimum blind iterations; the K ramp lasts it_min / 2
 _BLIND_TOL = 1e-2  # GMCA: blind stage stops when delta_S falls below this
 _DUPLICATE_COS = 0.99  # sGMCA: columns this aligned describe one source twice
 _RESEED_GAIN = 1.2  # ... and a candidate explaining this much more replaces one
+_MIN_SLIVER = 0.05  # norm of a column's part outside the others' span worth counting
+_NOISE_MARGIN = 10.0  # a lost source carries this much more than a noise direction
 _MAX_RESEEDS = 3
 _FIT_DOUBTFUL = 0.05  # sGMCA: a modelled spectrum this far from its manifold
 
@@ -368,24 +370,30 @@ def _reseed_lost_source(A, xx, candidates):
     s among ``candidates`` (unit rows, e.g. samples of the models' manifolds) that
     most increases the data energy explained by the other columns plus s,
     ``u^T Xd Xd^T u`` with ``u`` the unit part of s orthogonal to them, replaces it
-    if that beats keeping the duplicate. Needs only Xd Xd^T (no pass over the
-    data). Returns the column index replaced, or None.
+    if that beats keeping the duplicate by 20% and carries ten times the energy of a
+    noise direction (the median eigenvalue of Xd Xd^T). Needs only Xd Xd^T (no
+    pass over the data). Returns the column index replaced, or None.
     """
     cos = np.abs(A.T @ A)
     np.fill_diagonal(cos, 0.0)
     i, j = np.unravel_index(np.argmax(cos), cos.shape)
     if cos[i, j] <= _DUPLICATE_COS or len(candidates) == 0:
         return None
+    # Energy of one direction of pure noise: the median eigenvalue of Xd Xd^T.
+    noise_floor = float(np.median(np.linalg.eigvalsh(xx)))
     best = (0.0, None, None)
     for col in (i, j):
         q = np.linalg.qr(np.delete(A, col, axis=1))[0]
         u = candidates.T - q @ (q.T @ candidates.T)  # (J, n_candidates)
         norm2 = np.sum(u * u, axis=0)
         gain = np.sum(u * (xx @ u), axis=0) / np.where(norm2 > 1e-12, norm2, np.inf)
+        # What the duplicate itself adds, along its part outside the others' span
+        # (none when that part is too thin to be more than rounding).
         v = A[:, col] - q @ (q.T @ A[:, col])
-        keep = v @ xx @ v / max(v @ v, 1e-300)  # what the duplicate itself adds
+        keep = v @ xx @ v / (v @ v) if v @ v > _MIN_SLIVER**2 else 0.0
         c = int(np.argmax(gain))
-        if gain[c] > _RESEED_GAIN * keep and gain[c] > best[0]:
+        needed = max(_RESEED_GAIN * keep, _NOISE_MARGIN * noise_floor)
+        if gain[c] > needed and gain[c] > best[0]:
             best = (gain[c], col, c)
     _, col, c = best
     if col is None:
@@ -643,9 +651,9 @@ def _constrain(A_ls, models, counts, fixed, nonneg_A, rng):
         A = _nonneg_columns(A)
     A = _unit_columns(A, rng)
     if fixed is None:
-        assign, lambdas, _ = identify(A, models, counts, nonneg=nonneg_A)
+        assign, lambdas, _, cleaned = identify(A, models, counts, nonneg=nonneg_A)
     else:
-        assign, lambdas = fixed, [None] * A.shape[1]
+        assign, lambdas, cleaned = fixed, [None] * A.shape[1], [None] * A.shape[1]
     fit = [None] * A.shape[1]
     for m, model in enumerate(models):
         cols = [i for i, a in enumerate(assign) if a == m]
@@ -654,9 +662,14 @@ def _constrain(A_ls, models, counts, fixed, nonneg_A, rng):
         lam0 = None
         if all(lambdas[i] is not None for i in cols):
             lam0 = np.array([lambdas[i] for i in cols])
-        res = model.project(A[:, cols].T, lambda0=lam0)
+        # Project the spectrum freed of the interference that the identification
+        # found (a_i - M mu), not the raw column: leakage of a bright source would
+        # otherwise pull a faint source's spectrum off its own manifold.
+        spectra = np.array([A[:, i] if cleaned[i] is None else cleaned[i]
+                            for i in cols])
+        res = model.project(spectra, lambda0=lam0)
         for c, i in enumerate(cols):
-            fit[i] = float(res.residual[c])  # unit input: relative distance
+            fit[i] = float(res.residual[c] / max(np.linalg.norm(spectra[c]), 1e-300))
             A[:, i] = res.unit_spectra[c]
     return A, assign, fit
 
