@@ -3,6 +3,7 @@
 import json
 import subprocess
 import sys
+import tempfile
 
 import numpy as np
 import pytest
@@ -13,9 +14,11 @@ SIZE = 32  # pixels: keeps each separation well under a few seconds
 
 
 def run(*args, cwd=None):
+    # Never from the repository root: ``python -m`` puts the working folder first on
+    # sys.path, where the uncompiled sources would shadow the installed package.
     return subprocess.run(
         [sys.executable, "-m", "sgmca_fast.cli", *map(str, args)],
-        capture_output=True, text=True, cwd=cwd, timeout=300,
+        capture_output=True, text=True, cwd=cwd or tempfile.gettempdir(), timeout=300,
     )
 
 

@@ -41,7 +41,7 @@ def test_top_level_api():
     assert isinstance(sgmca_fast.__version__, str)
 
 
-def test_importing_the_package_does_not_import_optional_extras():
+def test_importing_the_package_does_not_import_optional_extras(tmp_path):
     import subprocess
     import sys
 
@@ -51,5 +51,5 @@ def test_importing_the_package_does_not_import_optional_extras():
         "if m in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True,
-                         text=True, check=True)
+                         text=True, check=True, cwd=tmp_path)
     assert out.stdout.strip() == ""
