@@ -209,10 +209,7 @@ def _validate(X, n_sources, nscales, k, K_max, A_init):
         raise ValueError(
             f"X has {X.shape[0]} channels, fewer than n_sources = {n_sources}"
         )
-    if isinstance(nscales, bool) or not isinstance(nscales, (int, np.integer)):
-        raise TypeError(f"nscales must be an integer, got {nscales!r}")
-    if nscales < 1:
-        raise ValueError(f"nscales must be at least 1, got {nscales}")
+    starlet._check_nscales(nscales)
     if not k > 0:
         raise ValueError(f"k must be positive, got {k}")
     if not 0 < K_max <= 1:

@@ -27,7 +27,7 @@ import warnings
 import numpy as np
 
 from . import starlet
-from ._solver import Separation, _SourceStep, _weighted_pinv, gmca
+from ._solver import Separation, _check_noise, _SourceStep, _weighted_pinv, gmca
 from .iae._project import ProjectionResult
 
 __all__ = [
@@ -500,19 +500,12 @@ def oracle_sources(
         raise ValueError(f"A0 columns {np.flatnonzero(norms == 0).tolist()} are zero")
     A = A / norms
     J, n_src = A.shape
-    sigma = None
-    if noise_std is not None:
-        sigma = np.broadcast_to(np.asarray(noise_std, dtype=np.float64), (J,))
-        if not (np.all(np.isfinite(sigma)) and np.all(sigma > 0)):
-            raise ValueError("noise_std must be finite and positive")
+    sigma = _check_noise(noise_std, J)
     if method == "lstsq":
         M = _weighted_pinv(A, None if sigma is None else 1.0 / sigma**2)
         return _result(A, M @ x, pix_shape, {"oracle": 1}, t0)
 
-    if isinstance(nscales, bool) or not isinstance(nscales, (int, np.integer)):
-        raise TypeError(f"nscales must be an integer, got {nscales!r}")
-    if nscales < 1:
-        raise ValueError(f"nscales must be at least 1, got {nscales}")
+    starlet._check_nscales(nscales)
     if not k > 0:
         raise ValueError(f"k must be positive, got {k}")
     P = x.shape[1]
