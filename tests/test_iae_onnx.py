@@ -48,9 +48,9 @@ def check_runtime_matches_numpy(m, saved, x, lam):
     close(jac, jac0)
     for got, want in zip(saved.fast_project(x), m.fast_project(x), strict=True):
         close(np.asarray(got), np.asarray(want))
-    g, jac_free = rt.generate_free(lam)
+    g, tangents_free = rt.generate_free(lam)  # rows: (k, d, J)
     close(g, g0)
-    close(jac_free, jac0 @ m._free_basis)
+    close(tangents_free, np.swapaxes(jac0 @ m._free_basis, 1, 2))
     for got, want in zip(rt.start(x), m._rt_start(x), strict=True):
         close(got, want)
 
@@ -174,6 +174,27 @@ def test_broken_metadata(tmp_path):
     onnx.save(proto, str(path))
     with pytest.raises(ValueError, match=r"m\.onnx: corrupt 'sgmca_fast\.iae' meta"):
         load(path)
+
+
+def test_format_1_file_runs_current_graph(tmp_path):
+    """A format-1 file (free Jacobian as (k, J, d), no row outputs) still loads."""
+    m = tiny_model("leaky_relu")
+    proto = m.to_onnx()
+    meta = json.loads(proto.metadata_props[0].value)
+    meta["format_version"] = 1
+    proto.metadata_props[0].value = json.dumps(meta)
+    kept = [o for o in proto.graph.output if "tangents_free" not in o.name]
+    del proto.graph.output[:]
+    proto.graph.output.extend(kept)
+    old = tmp_path / "old.onnx"
+    onnx.save(proto, str(old))
+    x = np.random.default_rng(6).random((3, 7))
+    check_runtime_matches_numpy(m, load(old), x, m.fast_project(x)[1])
+    meta["format_version"] = 99
+    proto.metadata_props[0].value = json.dumps(meta)
+    onnx.save(proto, str(old))
+    with pytest.raises(ValueError, match=r"old\.onnx: IAE format version 99 is not"):
+        load(old)
 
 
 def test_channel_mismatch(tmp_path):

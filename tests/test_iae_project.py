@@ -103,6 +103,31 @@ def test_never_worse_than_start(family):
 
 
 @needs_casa
+@pytest.mark.parametrize("family", ["sync", "gauss"])
+def test_optimal_against_scipy_least_squares(family):
+    """The stopping rules (including the final step, evaluated without its
+    Jacobian) stop at the optimum an independent solver finds."""
+    from scipy.optimize import least_squares
+
+    m = reference(family)
+    a = np.load(CASA / f"spectra_{family}.npz")["train"][::40]
+    res = m.project(a)
+    start = m.fast_project(a)[1]
+    start = start + (1 - start.sum(axis=1, keepdims=True)) / m.n_anchors
+    n = m.n_anchors
+    for i, spectrum in enumerate(a):
+
+        def resid(p, spectrum=spectrum):
+            lam = np.append(p[:-1], 1.0 - p[:-1].sum())
+            return p[-1] * m.generate(lam) - spectrum
+
+        p0 = np.append(start[i, : n - 1], res.rho[i])
+        ref = least_squares(resid, p0, xtol=1e-15, ftol=1e-15, gtol=1e-15)
+        best = np.linalg.norm(ref.fun)
+        assert res.residual[i] <= best * (1 + 1e-7), (i, res.residual[i], best)
+
+
+@needs_casa
 def test_far_from_manifold():
     m = reference("sync")
     sync = np.load(CASA / "spectra_sync.npz")["valid"][:10]

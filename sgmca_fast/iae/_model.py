@@ -457,7 +457,8 @@ class IAEModel:
         max_iter : int, optional
         tol : float, optional
             Stop when the Gauss-Newton model predicts a relative decrease of the
-            squared residual below ``tol``.
+            squared residual below ``tol``, or after an accepted step that the
+            model predicted would get there (evaluated without its Jacobian).
 
         Returns
         -------
@@ -509,21 +510,25 @@ class IAEModel:
         return self.decode(lam @ self.anchor_codes), None
 
     def _rt_generate_free(self, lam: np.ndarray):
-        """Run-time g and dg/dt (k, J, d) along the free latent directions."""
+        """Run-time g and the derivatives along the free directions as rows.
+
+        Returns g (k, J) and dg/dt transposed, (k, d, J).
+        """
         if self._runtime is not None:
             return self._runtime.generate_free(lam)
-        return self._generate_with_jacobian(lam, self._free_basis)
+        g, jac = self._generate_with_jacobian(lam, self._free_basis)
+        return g, np.swapaxes(jac, 1, 2)
 
     def _rt_start(self, arr: np.ndarray):
         """Run-time start of ``project``: fast weights moved onto sum(lambda) = 1.
 
-        Returns lambdas (k, N), g (k, J) and dg/dt (k, J, d) there.
+        Returns lambdas (k, N), g (k, J) and dg/dt as rows (k, d, J) there.
         """
         if self._runtime is not None:
             return self._runtime.start(arr)
         lam = _project.fast_project_numpy(self, arr)[1]
         lam = _project.to_constraint_set(self, lam)
-        return (lam,) + self._generate_with_jacobian(lam, self._free_basis)
+        return (lam,) + self._rt_generate_free(lam)
 
     def _rt_fast(self, arr: np.ndarray):
         """Run-time fast projection on validated (k, J) float64 spectra."""

@@ -7,16 +7,17 @@ input           shape       outputs
 ==============  ==========  =================================================
 ``x``           (k, J)      ``encoded``, ``fast_spectra``, ``fast_lambdas``,
                             ``fast_amplitude``, ``start_lambdas``,
-                            ``start_generated``, ``start_jacobian_free``
+                            ``start_generated``, ``start_tangents_free``
 ``code``        (k, J')     ``decoded``
-``lambdas``     (k, N)      ``generated``, ``jacobian``, ``jacobian_free``
+``lambdas``     (k, N)      ``generated``, ``jacobian``, ``tangents_free``
 ==============  ==========  =================================================
 
 ``encoded = phi(x)``, ``decoded = psi(code)``, ``generated = g(lambdas)``,
 ``jacobian = dg/dlambda`` (k, J, N), propagated forward through the decoder
 layers as ONNX ops (tangent rows ``dh' = act'(z) * (dh W) + r dh``), and
-``jacobian_free = dg/dlambda E`` (k, J, d) along the free directions ``E`` of the
-projection (the sum-zero subspace, initializer ``free_codes = E^T PhiE``). The
+``tangents_free = (dg/dlambda E)^T`` (k, d, J), the derivatives along the free
+directions ``E`` of the projection as rows (``E`` spans the sum-zero subspace;
+initializer ``free_codes = E^T PhiE``). The
 ``fast_*`` outputs are the fast projection of ALGORITHM.md section 4; the
 ``start_*`` outputs are where :meth:`IAEModel.project` starts (fast weights moved
 onto ``sum(lambda) = 1``, with g and dg/dt there). Each layer is
@@ -46,7 +47,8 @@ __all__ = ["attach_runtime", "build_model_proto", "load", "save"]
 OPSET = 17
 IR_VERSION = 8
 METADATA_KEY = "sgmca_fast.iae"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: free derivatives as rows, ``tangents_free``
+_READABLE_VERSIONS = (1, 2)
 PRODUCER = "sgmca-fast"
 
 # The tasks a loaded model runs, as (inputs, outputs) of the full graph.
@@ -56,8 +58,8 @@ _TASKS = {
     "generate": (["lambdas"], ["generated"]),
     "jacobian": (["lambdas"], ["generated", "jacobian"]),
     "fast": (["x"], ["fast_spectra", "fast_lambdas", "fast_amplitude"]),
-    "generate_free": (["lambdas"], ["generated", "jacobian_free"]),
-    "start": (["x"], ["start_lambdas", "start_generated", "start_jacobian_free"]),
+    "generate_free": (["lambdas"], ["generated", "tangents_free"]),
+    "start": (["x"], ["start_lambdas", "start_generated", "start_tangents_free"]),
 }
 
 _SESSIONS: dict = {}
@@ -123,24 +125,26 @@ class _GraphBuilder:
 
 
 def _activation(gb: _GraphBuilder, z: str, activation: str, with_grad: bool):
-    """Activation of ``z`` and, if asked, its derivative (None when it is 1)."""
-    if activation == "leaky_relu":
-        a = gb.op("LeakyRelu", [z], alpha=0.01)
+    """Activation of ``z`` and, if asked, its derivative (None when it is 1).
+
+    onnxruntime has no float64 kernel for LeakyRelu (it expands the function
+    into three passes over the data), so the leaky ReLU is written as
+    ``max(z, 0.01 z)`` or, with its derivative ``da``, as ``z * da``.
+    """
+    if activation in ("leaky_relu", "relu"):
+        slope = 0.01 if activation == "leaky_relu" else 0.0
         if not with_grad:
-            return a, None
+            if slope == 0.0:
+                return gb.op("Relu", [z]), None
+            return gb.op("Max", [z, gb.op("Mul", [z, gb.const(slope)])]), None
         pos = gb.op("Greater", [z, gb.const(0.0)])
-        return a, gb.op("Where", [pos, gb.const(1.0), gb.const(0.01)])
+        da = gb.op("Where", [pos, gb.const(1.0), gb.const(slope)])
+        return gb.op("Mul", [z, da]), da
     if activation == "tanh":
         a = gb.op("Tanh", [z])
         if not with_grad:
             return a, None
         return a, gb.op("Sub", [gb.const(1.0), gb.op("Mul", [a, a])])
-    if activation == "relu":
-        a = gb.op("Relu", [z])
-        if not with_grad:
-            return a, None
-        pos = gb.op("Greater", [z, gb.const(0.0)])
-        return a, gb.op("Where", [pos, gb.const(1.0), gb.const(0.0)])
     return z, None
 
 
@@ -152,7 +156,7 @@ def _layers(gb, h, weights, biases, factors, activation, tangents=()):
     """
     tangents = list(tangents)
     for w, b, r in zip(weights, biases, factors, strict=True):
-        z = gb.op("Add", [gb.op("MatMul", [h, w]), b])
+        z = gb.op("Gemm", [h, w, b])  # h @ w + b, the bias added by the GEMM
         a, da = _activation(gb, z, activation, bool(tangents))
         if da is not None:
             da3 = gb.op("Unsqueeze", [da, gb.ints([1])])  # (k, 1, J')
@@ -169,14 +173,17 @@ def _layers(gb, h, weights, biases, factors, activation, tangents=()):
     return h, tangents
 
 
-def _jacobian_output(gb, tangent, h0, activation, name):
-    """(k, d, J) tangent rows -> (k, J, d) Jacobian output ``name``."""
+def _jacobian_output(gb, tangent, h0, activation, name, rows=False):
+    """(k, d, J) tangent rows -> output ``name``: (k, J, d), or as is if ``rows``."""
     if activation == "linear":
         # The tangent never met a batch-dependent derivative: it is still (d, J).
         batch = gb.op("Shape", [h0], start=0, end=1)
         full = gb.op("Concat", [batch, gb.op("Shape", [tangent])], axis=0)
         tangent = gb.op("Expand", [tangent, full])
-    gb.op("Transpose", [tangent], name, perm=[0, 2, 1])
+    if rows:
+        gb.op("Identity", [tangent], name)
+    else:
+        gb.op("Transpose", [tangent], name, perm=[0, 2, 1])
 
 
 def _metadata(model: IAEModel) -> dict:
@@ -246,7 +253,7 @@ def build_model_proto(model: IAEModel):
     )
     gb.op("Identity", [gen], "generated")
     _jacobian_output(gb, tan, h0, act, "jacobian")
-    _jacobian_output(gb, tan_free, h0, act, "jacobian_free")
+    _jacobian_output(gb, tan_free, h0, act, "tangents_free", rows=True)
     # Fast projection.
     axis1 = gb.ints([1])
     amp0 = gb.op(
@@ -279,7 +286,7 @@ def build_model_proto(model: IAEModel):
     h0s = gb.op("MatMul", [lam, codes])
     gen_s, (tan_s,) = _layers(gb, h0s, dec_w, dec_b, r_dec, act, tangents=(free_codes,))
     gb.op("Identity", [gen_s], "start_generated")
-    _jacobian_output(gb, tan_s, h0s, act, "start_jacobian_free")
+    _jacobian_output(gb, tan_s, h0s, act, "start_tangents_free", rows=True)
 
     dbl = TensorProto.DOUBLE
     J, N, Jc = model.n_channels, model.n_anchors, model.code_size
@@ -297,10 +304,10 @@ def build_model_proto(model: IAEModel):
         helper.make_tensor_value_info("fast_spectra", dbl, ["n_x", J]),
         helper.make_tensor_value_info("fast_lambdas", dbl, ["n_x", N]),
         helper.make_tensor_value_info("fast_amplitude", dbl, ["n_x"]),
-        helper.make_tensor_value_info("jacobian_free", dbl, ["n_lambdas", J, d]),
+        helper.make_tensor_value_info("tangents_free", dbl, ["n_lambdas", d, J]),
         helper.make_tensor_value_info("start_lambdas", dbl, ["n_x", N]),
         helper.make_tensor_value_info("start_generated", dbl, ["n_x", J]),
-        helper.make_tensor_value_info("start_jacobian_free", dbl, ["n_x", J, d]),
+        helper.make_tensor_value_info("start_tangents_free", dbl, ["n_x", d, J]),
     ]
     graph = helper.make_graph(
         gb.nodes,
@@ -377,10 +384,10 @@ def _parse(data: bytes, where: str):
     missing = [k for k in _REQUIRED_META if k not in meta]
     if missing:
         raise ValueError(f"{where}: IAE metadata is missing {sorted(missing)}")
-    if meta["format_version"] != FORMAT_VERSION:
+    if meta["format_version"] not in _READABLE_VERSIONS:
         raise ValueError(
             f"{where}: IAE format version {meta['format_version']!r} is not "
-            f"supported (expected {FORMAT_VERSION})"
+            f"supported (expected one of {_READABLE_VERSIONS})"
         )
     try:
         onnx.checker.check_model(proto)
@@ -543,7 +550,11 @@ def load(path, num_threads: int | None = None) -> IAEModel:
         with open(path, "rb") as fh:
             data = fh.read()
         proto, meta, arrays = _parse(data, path)
-        _model_from_parts(meta, arrays, path)  # validate before building sessions
+        parsed = _model_from_parts(meta, arrays, path)  # validate before the sessions
+        if meta["format_version"] != FORMAT_VERSION:
+            # An older file's graph lacks today's run-time outputs: run the
+            # current graph, built from the file's weights.
+            proto = build_model_proto(parsed)
         try:
             sessions = _build_sessions(proto, threads)
         except Exception as err:

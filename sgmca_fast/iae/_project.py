@@ -11,6 +11,12 @@ orthonormal basis of the sum-zero subspace), solved by Levenberg-Marquardt with
 the Kaufman Jacobian ``-rho (I - g g^T / ||g||^2) dg/dt``. Every spectrum keeps its
 own damping and convergence flag; a step is accepted only if it lowers that
 spectrum's residual, so the result is never worse than its start.
+
+Each iteration evaluates g, and dg/dt unless the step is predicted to be the
+last (see :func:`_propose_steps`): from the fast projection's start a typical
+spectrum takes one full step and one final step, three evaluations in all with
+only two Jacobians. The bookkeeping runs in Numba kernels, so that the model
+evaluations (onnxruntime) are nearly all the time.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from numba import njit
 
 __all__ = ["ProjectionResult", "fast_project", "project"]
 
@@ -26,6 +33,8 @@ _MU_INIT = 1e-3
 _MU_MAX = 1e8
 _STEP_TOL = 1e-10  # latent steps below this (lambda units) change nothing
 _MAX_STEP = 1.0  # largest latent step (in lambda units) per iteration
+# Dot products may be reassociated (vectorised); decisions stay IEEE.
+_DOT_FASTMATH = {"reassoc", "contract", "nsz"}
 
 
 @dataclass(frozen=True)
@@ -116,11 +125,190 @@ def to_constraint_set(model, lam: np.ndarray) -> np.ndarray:
     return lam + (1.0 - lam.sum(axis=1, keepdims=True)) / lam.shape[1]
 
 
-def _amplitude(a, g):
-    ag = np.einsum("ij,ij->i", a, g)
-    gg = np.einsum("ij,ij->i", g, g)
-    rho = np.where(gg > 0, np.maximum(ag, 0.0) / np.where(gg > 0, gg, 1.0), 0.0)
-    return rho, ag, gg
+@njit(cache=True)
+def _solve_shifted(hess, shift, rhs, out, work):
+    """Solve ``(hess + shift I) out = rhs`` for one small system, in place.
+
+    Gaussian elimination with partial pivoting on ``work`` (d, d+1); a zero
+    (or NaN) pivot gives ``out = 0``: no step.
+    """
+    d = rhs.shape[0]
+    for p in range(d):
+        for q in range(d):
+            work[p, q] = hess[p, q]
+        work[p, p] += shift
+        work[p, d] = rhs[p]
+    for col in range(d):
+        piv = col
+        for p in range(col + 1, d):
+            if abs(work[p, col]) > abs(work[piv, col]):
+                piv = p
+        if not work[piv, col] != 0.0:
+            out[:] = 0.0
+            return
+        if piv != col:
+            for q in range(col, d + 1):
+                work[col, q], work[piv, q] = work[piv, q], work[col, q]
+        for p in range(col + 1, d):
+            factor = work[p, col] / work[col, col]
+            for q in range(col, d + 1):
+                work[p, q] -= factor * work[col, q]
+    for p in range(d - 1, -1, -1):
+        acc = work[p, d]
+        for q in range(p + 1, d):
+            acc -= work[p, q] * out[q]
+        out[p] = acc / work[p, p]
+
+
+@njit(cache=True, fastmath=_DOT_FASTMATH)
+def _dot(x, y):
+    acc = 0.0
+    for j in range(x.shape[0]):
+        acc += x[j] * y[j]
+    return acc
+
+
+@njit(cache=True)
+def _start_state(arr, g, rho, r, f, aa, active, converged):
+    """Residual state at the start: best amplitude, residual and its square."""
+    n_channels = arr.shape[1]
+    for i in range(arr.shape[0]):
+        gg = _dot(g[i], g[i])
+        rho[i] = max(_dot(arr[i], g[i]), 0.0) / gg if gg > 0.0 else 0.0
+        for j in range(n_channels):
+            r[i, j] = arr[i, j] - rho[i] * g[i, j]
+        f[i] = _dot(r[i], r[i])
+        aa[i] = _dot(arr[i], arr[i])
+        # Spectra the amplitude clamps to 0 sit on a flat part of the
+        # objective (residual = ||a||): nothing to improve locally.
+        active[i] = rho[i] > 0.0
+        converged[i] = not active[i]
+
+
+@njit(cache=True)
+def _propose_steps(tangents, g, r, rho, f, aa, mu, pred_prev, lam, basis, idx,
+                   tol, status, lam_try, pred_gn, pred_step, active, converged):
+    """One Levenberg-Marquardt proposal for each spectrum ``i = idx[row]``.
+
+    ``tangents[i, p]`` is dg/dt_p (the free Jacobian as rows). The normal
+    equations of the Kaufman Jacobian ``rho (I - g g^T / ||g||^2) dg/dt`` come
+    from small Gram products (the residual is orthogonal to g when rho > 0).
+    ``status[row]`` is set to
+
+    - 0: converged: the undamped Gauss-Newton model predicts a decrease of the
+      squared residual ``<= tol * f`` (or a step below ``_STEP_TOL``); the
+      spectrum is marked converged and inactive;
+    - 1: try ``lam_try[row]``, evaluating g and its Jacobian there;
+    - 2: final step: the model predicts the test of status 0 will hold once
+      this step is taken (the unrealised part of the damped step's model
+      decrease, plus the next decrease extrapolated from the rate so far, is
+      ``<= tol * f``), so evaluate g only and stop if the step is accepted.
+
+    ``pred_gn[row]`` is the undamped model decrease, ``pred_step[row]`` that of
+    the damped, clipped step taken.
+    """
+    d = tangents.shape[1]
+    hess = np.empty((d, d))
+    grad = np.empty(d)
+    jtg = np.empty(d)
+    step = np.empty(d)
+    work = np.empty((d, d + 1))
+    for row in range(idx.shape[0]):
+        i = idx[row]
+        gg = _dot(g[i], g[i])
+        rho2 = rho[i] * rho[i]
+        trace = 0.0
+        for p in range(d):
+            jtg[p] = _dot(tangents[i, p], g[i])
+            grad[p] = rho[i] * _dot(tangents[i, p], r[i])
+        for p in range(d):
+            for q in range(p + 1):
+                jtj = _dot(tangents[i, p], tangents[i, q])
+                hess[p, q] = rho2 * (jtj - jtg[p] * jtg[q] / gg)
+                hess[q, p] = hess[p, q]
+            trace += hess[p, p]
+        scale = trace / d + 1e-300
+        _solve_shifted(hess, 1e-12 * scale, grad, step, work)
+        predicted = _dot(grad, step)
+        pred_gn[row] = predicted
+        small = np.sqrt(_dot(step, step)) <= _STEP_TOL
+        if predicted <= tol * f[i] + 1e-30 * aa[i] or small:
+            status[row] = 0
+            converged[i] = True
+            active[i] = False
+            continue
+        _solve_shifted(hess, mu[i] * scale, grad, step, work)
+        shrink = min(1.0, _MAX_STEP / max(np.sqrt(_dot(step, step)), 1e-300))
+        taken = 0.0
+        for p in range(d):
+            step[p] *= shrink
+        for p in range(d):
+            taken += step[p] * (2.0 * grad[p] - _dot(hess[p], step))
+        pred_step[row] = taken
+        # Rate of convergence so far: the model decrease relative to the last
+        # point's (linear convergence) or, with no history, to f (quadratic).
+        rate = predicted / (f[i] + 1e-300)
+        if pred_prev[i] > 0.0:
+            rate = max(rate, predicted / pred_prev[i])
+        next_decrease = (predicted - taken) + predicted * min(rate, 1.0)
+        status[row] = 2 if next_decrease <= tol * f[i] else 1
+        for n in range(lam.shape[1]):
+            lam_try[row, n] = lam[i, n] + _dot(basis[n], step)
+
+
+@njit(cache=True)
+def _accept_steps(arr, idx, rows, lam_try, g_try, tangents_try, final, pred_gn,
+                  pred_step, lam, g, tangents, rho, r, f, mu, pred_prev, n_iter,
+                  active, converged):
+    """Accept or reject the trial points of spectra ``idx[rows[t]]``.
+
+    ``g_try[t]`` (and ``tangents_try[t]`` unless ``final``) were evaluated at
+    ``lam_try[rows[t]]``. A step is accepted if it lowers the squared residual
+    (rho re-eliminated) with a finite Jacobian; a final step, evaluated without
+    Jacobian, must also realise a quarter of its model decrease, since the
+    projection stops where it lands. Accepting divides the damping by 3,
+    rejecting multiplies it by 4; a rejected step leaves the point (and its
+    Jacobian) as it was.
+    """
+    n_channels = arr.shape[1]
+    for t in range(rows.shape[0]):
+        row = rows[t]
+        i = idx[row]
+        gg = _dot(g_try[t], g_try[t])
+        rho_try = max(_dot(arr[i], g_try[t]), 0.0) / gg if gg > 0.0 else 0.0
+        f_try = 0.0
+        for j in range(n_channels):
+            res = arr[i, j] - rho_try * g_try[t, j]
+            f_try += res * res
+        ok = f_try < f[i]
+        if final:
+            ok = ok and f[i] - f_try >= 0.25 * pred_step[row]
+        else:
+            ok = ok and np.all(np.isfinite(tangents_try[t]))
+        n_iter[i] += 1
+        if ok:
+            lam[i] = lam_try[row]
+            g[i] = g_try[t]
+            if not final:
+                tangents[i] = tangents_try[t]
+            rho[i] = rho_try
+            for j in range(n_channels):
+                r[i, j] = arr[i, j] - rho_try * g_try[t, j]
+            f[i] = f_try
+            mu[i] = max(mu[i] / 3.0, 1e-12)
+            pred_prev[i] = pred_gn[row]
+            if final:
+                converged[i] = True
+                active[i] = False
+            # A step that cuts rho to zero lands on the flat region: stop there.
+            if not rho_try > 0.0:
+                active[i] = False
+        else:
+            mu[i] *= 4.0
+            # Rejected even with a huge damping: the step is below rounding.
+            if mu[i] > _MU_MAX:
+                converged[i] = True
+                active[i] = False
 
 
 def project(model, a, lambda0=None, rho0=None, *, max_iter=50, tol=1e-8):
@@ -139,7 +327,7 @@ def project(model, a, lambda0=None, rho0=None, *, max_iter=50, tol=1e-8):
         if not np.all(np.isfinite(rho0)):
             raise ValueError("rho0 holds NaN or infinite values")
     if lambda0 is None:
-        lam, g, jac = model._rt_start(arr)
+        lam, g, tangents = model._rt_start(arr)
     else:
         lam, _ = as_batch(lambda0, n, "lambda0", "k, N")
         if lam.shape[0] != k:
@@ -147,78 +335,44 @@ def project(model, a, lambda0=None, rho0=None, *, max_iter=50, tol=1e-8):
                 f"lambda0 has {lam.shape[0]} rows, expected {k} (one per spectrum)"
             )
         lam = to_constraint_set(model, lam.copy())
-        g, jac = model._rt_generate_free(lam)
-    lam = np.array(lam)  # writable
-    g, jac = np.array(g), np.array(jac)
-    rho, _, _ = _amplitude(arr, g)
-    r = arr - rho[:, None] * g
-    f = np.einsum("ij,ij->i", r, r)
-    aa = np.einsum("ij,ij->i", arr, arr)
+        g, tangents = model._rt_generate_free(lam)
+    # The kernels update these in place: C-ordered, writable float64.
+    lam, g, tangents = (
+        np.require(x, np.float64, ("C", "W")) for x in (lam, g, tangents)
+    )
+    rho, f, aa = np.empty(k), np.empty(k), np.empty(k)
+    r = np.empty_like(g)
+    active, converged = np.empty(k, dtype=bool), np.empty(k, dtype=bool)
+    _start_state(arr, g, rho, r, f, aa, active, converged)
     mu = np.full(k, _MU_INIT)
+    pred_prev = np.zeros(k)
     n_iter = np.zeros(k, dtype=np.int64)
-    converged = np.zeros(k, dtype=bool)
-    # Spectra the amplitude clamps to 0 sit on a flat part of the objective
-    # (residual = ||a||): nothing to improve locally.
-    active = rho > 0
-    converged[~active] = True
+    status = np.empty(k, dtype=np.int8)
+    lam_try = np.empty((k, n))
+    pred_gn, pred_step = np.empty(k), np.empty(k)
     basis = model._free_basis
-    eye = np.eye(basis.shape[1])
     for _ in range(max_iter):
         idx = np.flatnonzero(active)
         if idx.size == 0:
             break
-        g_i, rho_i = g[idx], rho[idx]
-        # Kaufman's variable-projection Jacobian rho (I - g g^T / ||g||^2) dg/dt,
-        # formed through small Gram products: r is orthogonal to g when rho > 0.
-        jt = jac[idx]  # (m, J, d): dg/dt
-        jt_t = np.swapaxes(jt, 1, 2)
-        jtj = jt_t @ jt  # (m, d, d)
-        side = jt_t @ np.stack([g_i, r[idx]], axis=2)  # (m, d, 2)
-        jtg = side[:, :, 0]
-        gg = np.einsum("ij,ij->i", g_i, g_i)
-        rho2 = rho_i * rho_i
-        hess = rho2[:, None, None] * (
-            jtj - jtg[:, :, None] * jtg[:, None, :] / gg[:, None, None]
-        )
-        grad = rho_i[:, None] * side[:, :, 1]
-        scale = np.trace(hess, axis1=1, axis2=2) / hess.shape[1] + 1e-300
-        # Decrease the undamped Gauss-Newton model predicts: grad^T H^-1 grad.
-        step_gn = np.linalg.solve(
-            hess + (1e-12 * scale)[:, None, None] * eye, grad[:, :, None]
-        )[:, :, 0]
-        predicted = np.einsum("id,id->i", grad, step_gn)
-        done = (predicted <= tol * f[idx] + 1e-30 * aa[idx]) | (
-            np.linalg.norm(step_gn, axis=1) <= _STEP_TOL
-        )
-        converged[idx[done]] = True
-        active[idx[done]] = False
-        keep = ~done
-        idx, hess, grad, scale = idx[keep], hess[keep], grad[keep], scale[keep]
-        if idx.size == 0:
-            break
-        damp = hess + (mu[idx] * scale)[:, None, None] * eye
-        step = np.linalg.solve(damp, grad[:, :, None])[:, :, 0]
-        norm = np.linalg.norm(step, axis=1)
-        step *= np.minimum(1.0, _MAX_STEP / np.maximum(norm, 1e-300))[:, None]
-        lam_try = lam[idx] + step @ basis.T
-        g_try, jac_try = model._rt_generate_free(lam_try)
-        a_i = arr[idx]
-        rho_try, _, _ = _amplitude(a_i, g_try)
-        r_try = a_i - rho_try[:, None] * g_try
-        f_try = np.einsum("ij,ij->i", r_try, r_try)
-        ok = (f_try < f[idx]) & np.all(np.isfinite(jac_try), axis=(1, 2))
-        acc = idx[ok]
-        lam[acc], g[acc], jac[acc] = lam_try[ok], g_try[ok], jac_try[ok]
-        rho[acc], r[acc], f[acc] = rho_try[ok], r_try[ok], f_try[ok]
-        mu[acc] = np.maximum(mu[acc] / 3.0, 1e-12)
-        mu[idx[~ok]] *= 4.0
-        n_iter[idx] += 1
-        # Rejected even with a huge damping: the step is below rounding.
-        stuck = active & (mu > _MU_MAX)
-        converged[stuck] = True
-        active &= ~stuck
-        # A step that cuts rho to zero lands on the flat region: stop there.
-        active &= rho > 0
+        m = idx.size
+        _propose_steps(tangents, g, r, rho, f, aa, mu, pred_prev, lam, basis, idx,
+                       tol, status, lam_try, pred_gn, pred_step, active, converged)
+        for code, final in ((1, False), (2, True)):
+            rows = np.flatnonzero(status[:m] == code)
+            if rows.size == 0:
+                continue
+            trial = lam_try[:m] if rows.size == m else lam_try[rows]
+            if final:
+                g_try, tangents_try = model._rt_generate(trial, False)[0], tangents[:0]
+            else:
+                g_try, tangents_try = model._rt_generate_free(trial)
+            _accept_steps(
+                arr, idx, rows, lam_try, np.require(g_try, np.float64, "C"),
+                np.require(tangents_try, np.float64, "C"), final, pred_gn,
+                pred_step, lam, g, tangents, rho, r, f, mu, pred_prev, n_iter,
+                active, converged,
+            )
     gnorm = np.sqrt(np.einsum("ij,ij->i", g, g))
     unit = g / np.where(gnorm > 0, gnorm, 1.0)[:, None]
     spectra = rho[:, None] * g
