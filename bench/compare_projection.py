@@ -16,7 +16,8 @@ Held-out spectra: ``valid`` of sync and thermal; for gauss the last 20 % of
 
     python bench/compare_projection.py [--casa ../shared/data/casa]
 
-Timings keep the best of a few repeats (the machine may be shared).
+Timings keep the best of the same number of repeats for both methods (the
+machine may be shared).
 """
 
 import os
@@ -132,10 +133,9 @@ def main(argv=None):
     parser.add_argument("--families", nargs="+", default=list(FAMILIES))
     parser.add_argument("--single", type=int, default=10,
                         help="spectra timed one at a time (both methods)")
-    parser.add_argument("--repeat", type=int, default=7,
-                        help="timing repeats of our calls (best is kept)")
-    parser.add_argument("--repeat-adagrad", type=int, default=2,
-                        help="timing repeats of the AdaGrad loop (best is kept)")
+    parser.add_argument("--repeat", type=int, default=5,
+                        help="timing repeats of every call, ours and AdaGrad's "
+                             "(the best is kept)")
     args = parser.parse_args(argv)
 
     from sgmca_fast.iae import from_reference, load
@@ -164,7 +164,7 @@ def main(argv=None):
         model.project(a[:4])  # warm-up
         t_lm, res = timed(lambda m=model, a=a: m.project(a), args.repeat)
         t_ada, (ada_spec, _, _, ada_res, ada_it) = timed(
-            lambda m=model, a=a: adagrad_project(m, a), args.repeat_adagrad
+            lambda m=model, a=a: adagrad_project(m, a), args.repeat
         )
         fast_spec = model.fast_project(a)[0]
         # One spectrum per call, as a solver iteration projects a few columns.
@@ -175,7 +175,7 @@ def main(argv=None):
         )
         t1_ada = sum(
             timed(lambda s=s, m=model: adagrad_project(m, s[None]),
-                  args.repeat_adagrad)[0]
+                  args.repeat)[0]
             for s in sel
         )
         frac = np.mean(res.residual <= ada_res)

@@ -185,27 +185,37 @@ def _start_state(arr, g, rho, r, f, aa, active, converged):
         converged[i] = not active[i]
 
 
+# Categories of proposed steps (first axis of the step buffers).
+_FULL, _FINAL = 0, 1
+
+
 @njit(cache=True)
-def _propose_steps(tangents, g, r, rho, f, aa, mu, pred_prev, lam, basis, idx,
-                   tol, status, lam_try, pred_gn, pred_step, active, converged):
-    """One Levenberg-Marquardt proposal for each spectrum ``i = idx[row]``.
+def _propose_steps(tangents, g, r, rho, f, aa, mu, pred_prev, lam, basis, tol,
+                   active, converged, spectra, lam_try, predicted):
+    """One Levenberg-Marquardt proposal for each active spectrum ``i``.
 
     ``tangents[i, p]`` is dg/dt_p (the free Jacobian as rows). The normal
     equations of the Kaufman Jacobian ``rho (I - g g^T / ||g||^2) dg/dt`` come
     from small Gram products (the residual is orthogonal to g when rho > 0).
-    ``status[row]`` is set to
+    Each active spectrum either
 
-    - 0: converged: the undamped Gauss-Newton model predicts a decrease of the
-      squared residual ``<= tol * f`` (or a step below ``_STEP_TOL``); the
-      spectrum is marked converged and inactive;
-    - 1: try ``lam_try[row]``, evaluating g and its Jacobian there;
-    - 2: final step: the model predicts the test of status 0 will hold once
-      this step is taken (the unrealised part of the damped step's model
-      decrease, plus the next decrease extrapolated from the rate so far, is
-      ``<= tol * f``), so evaluate g only and stop if the step is accepted.
+    - converges here, when the undamped Gauss-Newton model predicts a decrease
+      of the squared residual ``<= tol * f`` (or a step below ``_STEP_TOL``);
+      it is marked converged and inactive;
+    - or proposes a damped step, filed under ``_FINAL`` if the model predicts
+      the test above will hold once it is taken (the unrealised part of its
+      model decrease, plus the next decrease extrapolated from the rate so
+      far, is ``<= tol * f``: evaluate g only and stop if it is accepted), and
+      under ``_FULL`` otherwise (evaluate g and its Jacobian).
 
-    ``pred_gn[row]`` is the undamped model decrease, ``pred_step[row]`` that of
-    the damped, clipped step taken.
+    For category ``c`` and its ``n``-th step: ``spectra[c, n]`` is the
+    spectrum, ``lam_try[c, n]`` the trial weights, ``predicted[c, 0, n]`` the
+    undamped model decrease and ``predicted[c, 1, n]`` that of the step taken.
+
+    Returns
+    -------
+    counts : (int, int)
+        Steps filed under ``_FULL`` and ``_FINAL``.
     """
     d = tangents.shape[1]
     hess = np.empty((d, d))
@@ -213,8 +223,10 @@ def _propose_steps(tangents, g, r, rho, f, aa, mu, pred_prev, lam, basis, idx,
     jtg = np.empty(d)
     step = np.empty(d)
     work = np.empty((d, d + 1))
-    for row in range(idx.shape[0]):
-        i = idx[row]
+    counts = np.zeros(2, dtype=np.int64)
+    for i in range(g.shape[0]):
+        if not active[i]:
+            continue
         gg = _dot(g[i], g[i])
         rho2 = rho[i] * rho[i]
         trace = 0.0
@@ -229,74 +241,76 @@ def _propose_steps(tangents, g, r, rho, f, aa, mu, pred_prev, lam, basis, idx,
             trace += hess[p, p]
         scale = trace / d + 1e-300
         _solve_shifted(hess, 1e-12 * scale, grad, step, work)
-        predicted = _dot(grad, step)
-        pred_gn[row] = predicted
+        decrease = _dot(grad, step)
         small = np.sqrt(_dot(step, step)) <= _STEP_TOL
-        if predicted <= tol * f[i] + 1e-30 * aa[i] or small:
-            status[row] = 0
+        if decrease <= tol * f[i] + 1e-30 * aa[i] or small:
             converged[i] = True
             active[i] = False
             continue
         _solve_shifted(hess, mu[i] * scale, grad, step, work)
         shrink = min(1.0, _MAX_STEP / max(np.sqrt(_dot(step, step)), 1e-300))
-        taken = 0.0
         for p in range(d):
             step[p] *= shrink
+        taken = 0.0
         for p in range(d):
             taken += step[p] * (2.0 * grad[p] - _dot(hess[p], step))
-        pred_step[row] = taken
         # Rate of convergence so far: the model decrease relative to the last
         # point's (linear convergence) or, with no history, to f (quadratic).
-        rate = predicted / (f[i] + 1e-300)
+        rate = decrease / (f[i] + 1e-300)
         if pred_prev[i] > 0.0:
-            rate = max(rate, predicted / pred_prev[i])
-        next_decrease = (predicted - taken) + predicted * min(rate, 1.0)
-        status[row] = 2 if next_decrease <= tol * f[i] else 1
-        for n in range(lam.shape[1]):
-            lam_try[row, n] = lam[i, n] + _dot(basis[n], step)
+            rate = max(rate, decrease / pred_prev[i])
+        next_decrease = (decrease - taken) + decrease * min(rate, 1.0)
+        c = _FINAL if next_decrease <= tol * f[i] else _FULL
+        n = counts[c]
+        counts[c] += 1
+        spectra[c, n] = i
+        predicted[c, 0, n] = decrease
+        predicted[c, 1, n] = taken
+        for col in range(lam.shape[1]):
+            lam_try[c, n, col] = lam[i, col] + _dot(basis[col], step)
+    return counts[0], counts[1]
 
 
 @njit(cache=True)
-def _accept_steps(arr, idx, rows, lam_try, g_try, tangents_try, final, pred_gn,
-                  pred_step, lam, g, tangents, rho, r, f, mu, pred_prev, n_iter,
-                  active, converged):
-    """Accept or reject the trial points of spectra ``idx[rows[t]]``.
+def _accept_steps(arr, spectra, lam_try, g_try, tangents_try, final, predicted,
+                  lam, g, tangents, rho, r, f, mu, pred_prev, n_iter, active,
+                  converged):
+    """Accept or reject the trial points ``lam_try[n]`` of spectra ``spectra[n]``.
 
-    ``g_try[t]`` (and ``tangents_try[t]`` unless ``final``) were evaluated at
-    ``lam_try[rows[t]]``. A step is accepted if it lowers the squared residual
-    (rho re-eliminated) with a finite Jacobian; a final step, evaluated without
-    Jacobian, must also realise a quarter of its model decrease, since the
-    projection stops where it lands. Accepting divides the damping by 3,
-    rejecting multiplies it by 4; a rejected step leaves the point (and its
-    Jacobian) as it was.
+    ``g_try[n]`` (and ``tangents_try[n]`` unless ``final``) were evaluated at
+    ``lam_try[n]``; ``predicted`` is the (2, n) slice of :func:`_propose_steps`.
+    A step is accepted if it lowers the squared residual (rho re-eliminated)
+    with a finite Jacobian; a final step, evaluated without Jacobian, must also
+    realise a quarter of its model decrease, since the projection stops where
+    it lands. Accepting divides the damping by 3, rejecting multiplies it by 4;
+    a rejected step leaves the point (and its Jacobian) as it was.
     """
     n_channels = arr.shape[1]
-    for t in range(rows.shape[0]):
-        row = rows[t]
-        i = idx[row]
-        gg = _dot(g_try[t], g_try[t])
-        rho_try = max(_dot(arr[i], g_try[t]), 0.0) / gg if gg > 0.0 else 0.0
+    for n in range(spectra.shape[0]):
+        i = spectra[n]
+        gg = _dot(g_try[n], g_try[n])
+        rho_try = max(_dot(arr[i], g_try[n]), 0.0) / gg if gg > 0.0 else 0.0
         f_try = 0.0
         for j in range(n_channels):
-            res = arr[i, j] - rho_try * g_try[t, j]
+            res = arr[i, j] - rho_try * g_try[n, j]
             f_try += res * res
         ok = f_try < f[i]
         if final:
-            ok = ok and f[i] - f_try >= 0.25 * pred_step[row]
+            ok = ok and f[i] - f_try >= 0.25 * predicted[1, n]
         else:
-            ok = ok and np.all(np.isfinite(tangents_try[t]))
+            ok = ok and np.all(np.isfinite(tangents_try[n]))
         n_iter[i] += 1
         if ok:
-            lam[i] = lam_try[row]
-            g[i] = g_try[t]
+            lam[i] = lam_try[n]
+            g[i] = g_try[n]
             if not final:
-                tangents[i] = tangents_try[t]
+                tangents[i] = tangents_try[n]
             rho[i] = rho_try
             for j in range(n_channels):
-                r[i, j] = arr[i, j] - rho_try * g_try[t, j]
+                r[i, j] = arr[i, j] - rho_try * g_try[n, j]
             f[i] = f_try
             mu[i] = max(mu[i] / 3.0, 1e-12)
-            pred_prev[i] = pred_gn[row]
+            pred_prev[i] = predicted[0, n]
             if final:
                 converged[i] = True
                 active[i] = False
@@ -347,31 +361,31 @@ def project(model, a, lambda0=None, rho0=None, *, max_iter=50, tol=1e-8):
     mu = np.full(k, _MU_INIT)
     pred_prev = np.zeros(k)
     n_iter = np.zeros(k, dtype=np.int64)
-    status = np.empty(k, dtype=np.int8)
-    lam_try = np.empty((k, n))
-    pred_gn, pred_step = np.empty(k), np.empty(k)
+    # Step buffers, per category (_FULL, _FINAL): see _propose_steps.
+    spectra = np.empty((2, k), dtype=np.int64)
+    lam_try = np.empty((2, k, n))
+    predicted = np.empty((2, 2, k))
     basis = model._free_basis
     for _ in range(max_iter):
-        idx = np.flatnonzero(active)
-        if idx.size == 0:
+        counts = _propose_steps(tangents, g, r, rho, f, aa, mu, pred_prev, lam,
+                                basis, tol, active, converged, spectra, lam_try,
+                                predicted)
+        if counts[_FULL] + counts[_FINAL] == 0:
             break
-        m = idx.size
-        _propose_steps(tangents, g, r, rho, f, aa, mu, pred_prev, lam, basis, idx,
-                       tol, status, lam_try, pred_gn, pred_step, active, converged)
-        for code, final in ((1, False), (2, True)):
-            rows = np.flatnonzero(status[:m] == code)
-            if rows.size == 0:
+        for c in (_FULL, _FINAL):
+            m = counts[c]
+            if m == 0:
                 continue
-            trial = lam_try[:m] if rows.size == m else lam_try[rows]
-            if final:
-                g_try, tangents_try = model._rt_generate(trial, False)[0], tangents[:0]
+            if c == _FINAL:
+                g_try = model._rt_generate(lam_try[c, :m], False)[0]
+                tangents_try = tangents[:0]
             else:
-                g_try, tangents_try = model._rt_generate_free(trial)
+                g_try, tangents_try = model._rt_generate_free(lam_try[c, :m])
             _accept_steps(
-                arr, idx, rows, lam_try, np.require(g_try, np.float64, "C"),
-                np.require(tangents_try, np.float64, "C"), final, pred_gn,
-                pred_step, lam, g, tangents, rho, r, f, mu, pred_prev, n_iter,
-                active, converged,
+                arr, spectra[c, :m], lam_try[c, :m], np.require(g_try, np.float64, "C"),
+                np.require(tangents_try, np.float64, "C"), c == _FINAL,
+                predicted[c, :, :m], lam, g, tangents, rho, r, f, mu, pred_prev,
+                n_iter, active, converged,
             )
     gnorm = np.sqrt(np.einsum("ij,ij->i", g, g))
     unit = g / np.where(gnorm > 0, gnorm, 1.0)[:, None]
