@@ -197,3 +197,25 @@ def test_project_validation():
         m.project(np.full(8, np.inf))
     with pytest.raises(ValueError, match="rho0 holds NaN"):
         m.project(np.ones(8), rho0=np.nan)
+
+
+def test_small_solver_against_numpy():
+    from sgmca_fast.iae._project import _solve_shifted
+
+    rng = np.random.default_rng(7)
+    for d in (1, 2, 3, 5):
+        m = rng.standard_normal((d, d))
+        hess = m @ m.T  # symmetric positive semi-definite, like a Gauss-Newton matrix
+        rhs = rng.standard_normal(d)
+        out, work = np.empty(d), np.empty((d, d + 1))
+        _solve_shifted(hess, 0.1, rhs, out, work)
+        np.testing.assert_allclose(out, np.linalg.solve(hess + 0.1 * np.eye(d), rhs),
+                                   rtol=1e-10)
+        # A matrix needing row exchanges (zero leading pivot).
+        perm = np.eye(d)[::-1] + 0.0
+        if d > 1:
+            _solve_shifted(perm, 0.0, rhs, out, work)
+            np.testing.assert_allclose(out, np.linalg.solve(perm, rhs), rtol=1e-12)
+        # A null matrix gives no step rather than NaN.
+        _solve_shifted(np.zeros((d, d)), 0.0, rhs, out, work)
+        np.testing.assert_array_equal(out, 0.0)
