@@ -161,7 +161,7 @@ def test_info_builtin_and_file():
     assert result.returncode == 0, result.stderr
     info = json.loads(result.stdout)
     assert info["family"] == "gauss"
-    assert (info["n_channels"], info["n_anchors"]) == (75, 2)
+    assert (info["n_channels"], info["n_anchors"]) == (75, 3)
     assert info["training"]
     text = run("info", "sync")
     assert text.returncode == 0 and "n_anchors" in text.stdout
@@ -177,7 +177,7 @@ def test_train(tmp_path):
     summary = json.loads(result.stdout)
     assert "validation_sad" in summary
     info = json.loads(run("info", out, "--json").stdout)
-    assert info["family"] == "lines" and info["n_anchors"] == 2
+    assert info["family"] == "lines" and info["n_anchors"] == 3
     # spectra in a CSV file, anchors as row numbers, no validation set
     np.savetxt(tmp_path / "s.csv", sets["train"], delimiter=",")
     result = run("train", tmp_path / "s.csv", "--anchors", "0,5", "-o",
