@@ -79,7 +79,7 @@ _CONTINUUM_INDEX = 1.4  # photon spectrum E**-1.4 exp(-E/kT): Gaunt factor ~ E**
 _RANGES = {
     "sync": {"gamma_range": (1.8, 3.2), "nh_range": (0.5, 2.5)},
     "thermal": {"kt_range": (0.5, 4.0), "nh_range": (0.5, 2.5)},
-    # Lines 2.4-4.4 channels wide (rms, observed), like those of the Cas A files.
+    # Lines 2.2-4.1 channels wide (rms, observed), like those of the Cas A files.
     "gauss": {"center_range": (3.5, 7.5), "width_ratio": 0.06},
 }
 
@@ -442,7 +442,7 @@ def make_family(
         ``sigma = width_ratio * center`` (keV), no continuum, no absorption.
         Options ``center_range=(3.5, 7.5)`` (keV: from Ca to beyond Fe-K, so the two
         lines of a mixture can be up to 40 channels apart) and ``width_ratio=0.06``
-        (observed rms widths of 2.4 to 4.4 channels, like the Cas A line family).
+        (observed rms widths of 2.2 to 4.1 channels; the Cas A lines: 2.4 to 4.1).
         Parameters returned: ``center``, ``sigma``. The observed line is wider
         than ``sigma`` by the instrument resolution, added in quadrature.
 
