@@ -17,13 +17,17 @@ input           shape       outputs
 layers as ONNX ops (tangent rows ``dh' = act'(z) * (dh W) + r dh``), and
 ``tangents_free = (dg/dlambda E)^T`` (k, d, J), the derivatives along the free
 directions ``E`` of the projection as rows (``E`` spans the sum-zero subspace;
-initializer ``free_codes = E^T PhiE``). The
-``fast_*`` outputs are the fast projection of ALGORITHM.md section 4; the
-``start_*`` outputs are where :meth:`IAEModel.project` starts (fast weights moved
-onto ``sum(lambda) = 1``, with g and dg/dt there). Each layer is
-``MatMul -> Add -> activation (-> Add r * h)``; weights, anchor codes, anchors,
-the interpolator matrix and the training spectra (if any) are initializers; the
-settings are JSON in ``metadata_props`` under ``sgmca_fast.iae``.
+initializer ``free_codes = E^T PhiE``). The ``fast_*`` outputs are the fast
+projection of ALGORITHM.md section 4; the ``start_*`` outputs are where
+:meth:`IAEModel.project` starts (fast weights moved onto ``sum(lambda) = 1``, with
+g and dg/dt there). Each layer is ``Gemm (h W + b) -> activation (-> Add r * h)``,
+the leaky ReLU written ``z * da`` with ``da = Where(z > 0, 1, slope)`` (onnxruntime
+has no float64 LeakyRelu kernel and would expand it into three passes); weights,
+anchor codes, anchors, the interpolator matrix and the training spectra (if any)
+are initializers; the settings are JSON in ``metadata_props`` under
+``sgmca_fast.iae``, with ``format_version`` 2 (format 1 had the free derivatives
+as a (k, J, d) ``jacobian_free``; such files still load, and run the current graph
+built from their weights).
 
 At load time the graph is split (in memory) into one small model per task, each
 with one cached ``InferenceSession`` per file and thread count, so a call never
