@@ -336,6 +336,13 @@ def _accept_steps(arr, spectra, lam_try, g_try, tangents_try, final, predicted,
                 active[i] = False
 
 
+def _kernel_ready(x):
+    """``x`` as a C-ordered, writable float64 array (copied only if it is not)."""
+    if x.dtype == np.float64 and x.flags.c_contiguous and x.flags.writeable:
+        return x
+    return np.array(x, dtype=np.float64, order="C")
+
+
 def project(model, a, lambda0=None, rho0=None, *, max_iter=50, tol=1e-8):
     """Least-squares projection on the manifold; see :meth:`IAEModel.project`."""
     from ._model import as_batch
@@ -362,9 +369,7 @@ def project(model, a, lambda0=None, rho0=None, *, max_iter=50, tol=1e-8):
         lam = to_constraint_set(model, lam.copy())
         g, tangents = model._rt_generate_free(lam)
     # The kernels update these in place: C-ordered, writable float64.
-    lam, g, tangents = (
-        np.require(x, np.float64, ("C", "W")) for x in (lam, g, tangents)
-    )
+    lam, g, tangents = _kernel_ready(lam), _kernel_ready(g), _kernel_ready(tangents)
     rho, f, aa = np.empty(k), np.empty(k), np.empty(k)
     r = np.empty_like(g)
     active, converged = np.empty(k, dtype=bool), np.empty(k, dtype=bool)
@@ -393,8 +398,8 @@ def project(model, a, lambda0=None, rho0=None, *, max_iter=50, tol=1e-8):
             else:
                 g_try, tangents_try = model._rt_generate_free(lam_try[c, :m])
             _accept_steps(
-                arr, spectra[c, :m], lam_try[c, :m], np.require(g_try, np.float64, "C"),
-                np.require(tangents_try, np.float64, "C"), c == _FINAL,
+                arr, spectra[c, :m], lam_try[c, :m], _kernel_ready(g_try),
+                _kernel_ready(tangents_try), c == _FINAL,
                 predicted[c, :m], lam, g, tangents, rho, r, f, mu, pred_prev,
                 n_iter, active, converged,
             )
