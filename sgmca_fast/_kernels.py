@@ -202,6 +202,18 @@ def _sample_size(n):
     return int(n ** (2.0 / 3.0))
 
 
+@njit(cache=True)
+def _task_buffers(n_threads, n_rows, n_pix):
+    """Tasks (one per thread, at most one per row) and their scratch rows.
+
+    Returns ``n_tasks`` and, per task, a copy buffer of ``n_pix`` values and a
+    sample buffer for the bracketed selection, reused for all the task's rows.
+    """
+    n_tasks = max(min(n_threads, n_rows), 0)
+    return (n_tasks, np.empty((n_tasks, n_pix)),
+            np.empty((n_tasks, _sample_size(n_pix))))
+
+
 @njit(cache=True, parallel=True, fastmath=_FASTMATH)
 def _mad_std(x, n_threads, out):
     """Robust std per row: median(|x - median(x)|) / 0.6745.
@@ -215,12 +227,7 @@ def _mad_std(x, n_threads, out):
     out : (R,) float64 array, written
     """
     n_rows, n_pix = x.shape
-    n_tasks = min(n_threads, n_rows)
-    if n_tasks < 1:
-        return
-    # one scratch row per task (thread), reused for all its rows
-    scratch = np.empty((n_tasks, n_pix))
-    samples = np.empty((n_tasks, _sample_size(n_pix)))
+    n_tasks, scratch, samples = _task_buffers(n_threads, n_rows, n_pix)
     for task in prange(n_tasks):
         buf = scratch[task]
         sample = samples[task]
@@ -245,11 +252,7 @@ def _support_thresholds(x, thr, fraction, min_count, n_threads, out):
         kval > P gives the smallest |x_r|.
     """
     n_rows, n_pix = x.shape
-    n_tasks = min(n_threads, n_rows)
-    if n_tasks < 1:
-        return
-    scratch = np.empty((n_tasks, n_pix))
-    samples = np.empty((n_tasks, _sample_size(n_pix)))
+    n_tasks, scratch, samples = _task_buffers(n_threads, n_rows, n_pix)
     for task in prange(n_tasks):
         buf = scratch[task]
         sample = samples[task]

@@ -387,8 +387,17 @@ class IAEModel:
         g, jac = self._generate_with_jacobian(arr)
         return (g[0], jac[0]) if single else (g, jac)
 
-    def _generate_with_jacobian(self, lam: np.ndarray, directions=None):
-        """Return g and dg/dlambda @ directions (k, J, d); directions (N, d) or I."""
+    def _generate_with_jacobian(self, lam: np.ndarray):
+        """Return g (k, J) and dg/dlambda (k, J, N)."""
+        g, tangents = self._generate_with_tangents(lam)
+        return g, np.swapaxes(tangents, 1, 2)
+
+    def _generate_with_tangents(self, lam: np.ndarray, directions=None):
+        """Return g (k, J) and its derivatives as rows, (k, d, J).
+
+        Row ``m`` is dg/dt_m along ``directions[:, m]`` ((N, d); default: the N
+        weights themselves).
+        """
         k = lam.shape[0]
         h = lam @ self.anchor_codes
         # Tangents as rows: dh[i, m, :] = d h_i / d t_m. The first layer's
@@ -412,7 +421,7 @@ class IAEModel:
             h, dh = a, dh_new
         if dh.ndim == 2:  # no layer
             dh = np.broadcast_to(dh, (k,) + dh.shape).copy()
-        return h, np.swapaxes(dh, 1, 2)
+        return h, dh
 
     # ------------------------------------------------------------ projections
     def fast_project(self, a):
@@ -516,8 +525,7 @@ class IAEModel:
         """
         if self._runtime is not None:
             return self._runtime.generate_free(lam)
-        g, jac = self._generate_with_jacobian(lam, self._free_basis)
-        return g, np.swapaxes(jac, 1, 2)
+        return self._generate_with_tangents(lam, self._free_basis)
 
     def _rt_start(self, arr: np.ndarray):
         """Run-time start of ``project``: fast weights moved onto sum(lambda) = 1.
