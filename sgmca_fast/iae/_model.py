@@ -127,7 +127,7 @@ def as_batch(x, width: int, what: str, dims: str) -> tuple[np.ndarray, bool]:
             f"{what} has {arr.shape[1]} {_unit(dims)}, expected {width} "
             f"(the model's {_unit(dims)} count); received shape {np.shape(x)}"
         )
-    if not np.all(np.isfinite(arr)):
+    if not np.isfinite(arr).all():
         raise ValueError(f"{what} holds NaN or infinite values")
     return arr, single
 
@@ -466,8 +466,9 @@ class IAEModel:
         max_iter : int, optional
         tol : float, optional
             Stop when the Gauss-Newton model predicts a relative decrease of the
-            squared residual below ``tol``, or after an accepted step that the
-            model predicted would get there (evaluated without its Jacobian).
+            squared residual below ``tol``, or after a step evaluated without its
+            Jacobian that reached, within ``tol`` (relative), the residual the
+            model predicted for it.
 
         Returns
         -------

@@ -12,11 +12,17 @@ the Kaufman Jacobian ``-rho (I - g g^T / ||g||^2) dg/dt``. Every spectrum keeps 
 own damping and convergence flag; a step is accepted only if it lowers that
 spectrum's residual, so the result is never worse than its start.
 
-Each iteration evaluates g, and dg/dt unless the step is predicted to be the
-last (see :func:`_propose_steps`): from the fast projection's start a typical
-spectrum takes one full step and one final step, three evaluations in all with
-only two Jacobians. The bookkeeping runs in Numba kernels, so that the model
-evaluations (onnxruntime) are nearly all the time.
+The step is Kaufman's Gauss-Newton step rescaled by the amplitude it implies:
+the linear model ``a ~ c g + dg/dt u`` (c, u free) is solved exactly and the
+latent step is ``u / c``. For a piecewise-affine generator (leaky ReLU, ReLU or
+linear layers: g is affine in lambda between activation kinks) that step lands on
+the optimum whenever no kink lies in between, which is most of the time from the
+fast projection's start. Such a step is evaluated without the Jacobian (g only)
+and ends the projection if the residual it reaches is the one the linear model
+predicts; otherwise it is retried with the Jacobian. A typical spectrum thus
+costs two model evaluations (the start, with Jacobian, and g once). The
+bookkeeping runs in Numba kernels, so that the model evaluations (onnxruntime)
+are nearly all the time.
 """
 
 from __future__ import annotations
@@ -25,6 +31,9 @@ from dataclasses import dataclass
 
 import numpy as np
 from numba import njit
+
+# (_model imports this module: its attributes are looked up at call time.)
+from . import _model
 
 __all__ = ["ProjectionResult", "fast_project", "project"]
 
@@ -37,6 +46,8 @@ _MU_INIT = 1e-6
 _MU_MAX = 1e8
 _STEP_TOL = 1e-10  # latent steps below this (lambda units) change nothing
 _MAX_STEP = 1.0  # largest latent step (in lambda units) per iteration
+# Activations for which g is affine in lambda between kinks.
+_PIECEWISE_AFFINE = ("leaky_relu", "relu", "linear")
 # Dot products may be reassociated (vectorised); decisions stay IEEE.
 _DOT_FASTMATH = {"reassoc", "contract", "nsz"}
 
@@ -102,9 +113,7 @@ def fast_project_numpy(model, arr: np.ndarray):
 
 def fast_project(model, a):
     """Encoder-based projection; see :meth:`IAEModel.fast_project`."""
-    from ._model import as_batch
-
-    arr, single = as_batch(a, model.n_channels, "a", "k, J")
+    arr, single = _model.as_batch(a, model.n_channels, "a", "k, J")
     spectra, lam, amp = model._rt_fast(arr)
     if single:
         return spectra[0], lam[0], float(amp[0])
@@ -196,22 +205,29 @@ _FULL, _FINAL = 0, 1
 
 @njit(cache=True)
 def _propose_steps(tangents, g, r, rho, f, aa, mu, pred_prev, lam, basis, tol,
-                   active, converged, spectra, lam_try, predicted):
+                   piecewise_affine, retry_full, active, converged, spectra,
+                   lam_try, predicted):
     """One Levenberg-Marquardt proposal for each active spectrum ``i``.
 
     ``tangents[i, p]`` is dg/dt_p (the free Jacobian as rows). The normal
     equations of the Kaufman Jacobian ``rho (I - g g^T / ||g||^2) dg/dt`` come
     from small Gram products (the residual is orthogonal to g when rho > 0).
-    Each active spectrum either
+    Their (damped) solution ``s`` holds the amplitude at rho; the linear model
+    ``a ~ c g + dg/dt u`` has the same minimiser with ``u = rho s`` and
+    ``c = rho (1 - <dg/dt s, g> / ||g||^2)``, so the step taken is
+    ``u / c = s / (1 - <dg/dt s, g> / ||g||^2)`` (when ``c > 0``): exact for an
+    affine g, where the Kaufman step is not. Each active spectrum either
 
-    - converges here, when the undamped Gauss-Newton model predicts a decrease
-      of the squared residual ``<= tol * f`` (or a step below ``_STEP_TOL``);
-      it is marked converged and inactive;
-    - or proposes a damped step, filed under ``_FINAL`` if the model predicts
-      the test above will hold once it is taken (the unrealised part of its
-      model decrease, plus the next decrease extrapolated from the rate so
-      far, is ``<= tol * f``: evaluate g only and stop if it is accepted), and
-      under ``_FULL`` otherwise (evaluate g and its Jacobian).
+    - converges here, when the undamped model predicts a decrease of the
+      squared residual ``<= tol * f`` (or a step below ``_STEP_TOL``); it is
+      marked converged and inactive;
+    - or proposes a step, filed under ``_FINAL`` (evaluate g only; the
+      projection stops there if :func:`_accept_steps` finds the residual the
+      model predicts) when the model is trusted to be exact up to ``tol * f``:
+      a ``piecewise_affine`` generator (unless ``retry_full[i]``: its last
+      final step missed), or a next decrease, extrapolated from the rate so
+      far, ``<= tol * f``; under ``_FULL`` otherwise (evaluate g and its
+      Jacobian).
 
     For category ``c`` and its ``n``-th step: ``spectra[c, n]`` is the
     spectrum, ``lam_try[c, n]`` the trial weights, ``predicted[c, n, 0]`` the
@@ -253,19 +269,29 @@ def _propose_steps(tangents, g, r, rho, f, aa, mu, pred_prev, lam, basis, tol,
             active[i] = False
             continue
         _solve_shifted(hess, mu[i] * scale, grad, step, work)
-        shrink = min(1.0, _MAX_STEP / max(np.sqrt(_dot(step, step)), 1e-300))
-        for p in range(d):
-            step[p] *= shrink
         taken = 0.0
         for p in range(d):
             taken += step[p] * (2.0 * grad[p] - _dot(hess[p], step))
+        # The amplitude the linear model lands on, relative to rho.
+        new_amp = 1.0 - _dot(jtg, step) / gg
+        exact = new_amp > 0.0
+        if exact:
+            for p in range(d):
+                step[p] /= new_amp
+        length = np.sqrt(_dot(step, step))
+        if length > _MAX_STEP:
+            exact = False
+            for p in range(d):
+                step[p] *= _MAX_STEP / length
+            taken *= _MAX_STEP / length
         # Rate of convergence so far: the model decrease relative to the last
         # point's (linear convergence) or, with no history, to f (quadratic).
         rate = decrease / (f[i] + 1e-300)
         if pred_prev[i] > 0.0:
             rate = max(rate, decrease / pred_prev[i])
         next_decrease = (decrease - taken) + decrease * min(rate, 1.0)
-        c = _FINAL if next_decrease <= tol * f[i] else _FULL
+        trusted = exact and piecewise_affine and not retry_full[i]
+        c = _FINAL if trusted or next_decrease <= tol * f[i] else _FULL
         n = counts[c]
         counts[c] += 1
         spectra[c, n] = i
@@ -278,17 +304,21 @@ def _propose_steps(tangents, g, r, rho, f, aa, mu, pred_prev, lam, basis, tol,
 
 @njit(cache=True)
 def _accept_steps(arr, spectra, lam_try, g_try, tangents_try, final, predicted,
-                  lam, g, tangents, rho, r, f, mu, pred_prev, n_iter, active,
-                  converged):
+                  tol, lam, g, tangents, rho, r, f, mu, pred_prev, n_iter,
+                  retry_full, active, converged):
     """Accept or reject the trial points ``lam_try[n]`` of spectra ``spectra[n]``.
 
     ``g_try[n]`` (and ``tangents_try[n]`` unless ``final``) were evaluated at
     ``lam_try[n]``; ``predicted[n]`` is from :func:`_propose_steps`.
     A step is accepted if it lowers the squared residual (rho re-eliminated)
-    with a finite Jacobian; a final step, evaluated without Jacobian, must also
-    realise a quarter of its model decrease, since the projection stops where
-    it lands. Accepting divides the damping by 3, rejecting multiplies it by 4;
-    a rejected step leaves the point (and its Jacobian) as it was.
+    with a finite Jacobian; accepting divides the damping by 3, rejecting
+    multiplies it by 4, and a rejected step leaves the point (and its Jacobian)
+    as it was. A final step, evaluated without Jacobian, ends the projection,
+    so it must also reach the squared residual ``f_try`` its model predicts
+    within ``tol * f_try``, counting what the damping left of the undamped
+    model decrease: a
+    generator that is not affine over the step (an activation kink crossed)
+    fails this, and the step is retried with its Jacobian (``retry_full``).
     """
     n_channels = arr.shape[1]
     for n in range(spectra.shape[0]):
@@ -301,7 +331,14 @@ def _accept_steps(arr, spectra, lam_try, g_try, tangents_try, final, predicted,
             f_try += res * res
         ok = f_try < f[i]
         if final:
-            ok = ok and f[i] - f_try >= 0.25 * predicted[n, 1]
+            model_gap = abs(f_try - (f[i] - predicted[n, 1]))
+            left = predicted[n, 0] - predicted[n, 1]
+            if ok and model_gap + left > tol * f_try:
+                # A better point, but not known to be the optimum: retry
+                # the same step with the Jacobian.
+                retry_full[i] = True
+                n_iter[i] += 1
+                continue
         else:
             for p in range(tangents_try.shape[1]):
                 ok = ok and np.isfinite(_dot(tangents_try[n, p], tangents_try[n, p]))
@@ -318,6 +355,7 @@ def _accept_steps(arr, spectra, lam_try, g_try, tangents_try, final, predicted,
                 for p in range(tangents.shape[1]):
                     for j in range(n_channels):
                         tangents[i, p, j] = tangents_try[n, p, j]
+                retry_full[i] = False
             rho[i] = rho_try
             f[i] = f_try
             mu[i] = max(mu[i] / 3.0, 1e-12)
@@ -330,10 +368,25 @@ def _accept_steps(arr, spectra, lam_try, g_try, tangents_try, final, predicted,
                 active[i] = False
         else:
             mu[i] *= 4.0
+            retry_full[i] = True
             # Rejected even with a huge damping: the step is below rounding.
             if mu[i] > _MU_MAX:
                 converged[i] = True
                 active[i] = False
+
+
+@njit(cache=True)
+def _outputs(g, rho, f):
+    """``rho g``, ``g / ||g||`` (0 where g is) and ``sqrt(f)``, row by row."""
+    spectra = np.empty_like(g)
+    unit = np.empty_like(g)
+    for i in range(g.shape[0]):
+        norm = np.sqrt(_dot(g[i], g[i]))
+        inv = 1.0 / norm if norm > 0.0 else 1.0
+        for j in range(g.shape[1]):
+            spectra[i, j] = rho[i] * g[i, j]
+            unit[i, j] = g[i, j] * inv
+    return spectra, unit, np.sqrt(f)
 
 
 def _kernel_ready(x):
@@ -345,9 +398,7 @@ def _kernel_ready(x):
 
 def project(model, a, lambda0=None, rho0=None, *, max_iter=50, tol=1e-8):
     """Least-squares projection on the manifold; see :meth:`IAEModel.project`."""
-    from ._model import as_batch
-
-    arr, single = as_batch(a, model.n_channels, "a", "k, J")
+    arr, single = _model.as_batch(a, model.n_channels, "a", "k, J")
     k, n = arr.shape[0], model.n_anchors
     if isinstance(max_iter, bool) or int(max_iter) != max_iter or max_iter < 0:
         raise ValueError(f"max_iter must be a non-negative integer, got {max_iter!r}")
@@ -356,12 +407,12 @@ def project(model, a, lambda0=None, rho0=None, *, max_iter=50, tol=1e-8):
         raise ValueError(f"tol must be finite and >= 0, got {tol!r}")
     if rho0 is not None:
         rho0 = np.broadcast_to(np.asarray(rho0, dtype=np.float64), (k,))
-        if not np.all(np.isfinite(rho0)):
+        if not np.isfinite(rho0).all():
             raise ValueError("rho0 holds NaN or infinite values")
     if lambda0 is None:
         lam, g, tangents = model._rt_start(arr)
     else:
-        lam, _ = as_batch(lambda0, n, "lambda0", "k, N")
+        lam, _ = _model.as_batch(lambda0, n, "lambda0", "k, N")
         if lam.shape[0] != k:
             raise ValueError(
                 f"lambda0 has {lam.shape[0]} rows, expected {k} (one per spectrum)"
@@ -370,43 +421,44 @@ def project(model, a, lambda0=None, rho0=None, *, max_iter=50, tol=1e-8):
         g, tangents = model._rt_generate_free(lam)
     # The kernels update these in place: C-ordered, writable float64.
     lam, g, tangents = _kernel_ready(lam), _kernel_ready(g), _kernel_ready(tangents)
-    rho, f, aa = np.empty(k), np.empty(k), np.empty(k)
     r = np.empty_like(g)
-    active, converged = np.empty(k, dtype=bool), np.empty(k, dtype=bool)
-    _start_state(arr, g, rho, r, f, aa, active, converged)
-    mu = np.full(k, _MU_INIT)
-    pred_prev = np.zeros(k)
+    # Per-spectrum state (one allocation for the reals, one for the flags).
+    rho, f, aa, mu, pred_prev = np.zeros((5, k))
+    active, converged, retry_full = np.zeros((3, k), dtype=bool)
     n_iter = np.zeros(k, dtype=np.int64)
+    _start_state(arr, g, rho, r, f, aa, active, converged)
+    mu.fill(_MU_INIT)
+    piecewise_affine = model.activation in _PIECEWISE_AFFINE
     # Step buffers, per category (_FULL, _FINAL): see _propose_steps.
     spectra = np.empty((2, k), dtype=np.int64)
     lam_try = np.empty((2, k, n))
     predicted = np.empty((2, k, 2))
     basis = model._free_basis
     for _ in range(max_iter):
-        counts = _propose_steps(tangents, g, r, rho, f, aa, mu, pred_prev, lam,
-                                basis, tol, active, converged, spectra, lam_try,
-                                predicted)
-        if counts[_FULL] + counts[_FINAL] == 0:
-            break
-        for c in (_FULL, _FINAL):
-            m = counts[c]
-            if m == 0:
-                continue
-            if c == _FINAL:
-                g_try = model._rt_generate(lam_try[c, :m], False)[0]
-                tangents_try = tangents[:0]
-            else:
-                g_try, tangents_try = model._rt_generate_free(lam_try[c, :m])
+        n_full, n_final = _propose_steps(
+            tangents, g, r, rho, f, aa, mu, pred_prev, lam, basis, tol,
+            piecewise_affine, retry_full, active, converged, spectra, lam_try,
+            predicted,
+        )
+        if n_full:
+            g_try, tangents_try = model._rt_generate_free(lam_try[_FULL, :n_full])
             _accept_steps(
-                arr, spectra[c, :m], lam_try[c, :m], _kernel_ready(g_try),
-                _kernel_ready(tangents_try), c == _FINAL,
-                predicted[c, :m], lam, g, tangents, rho, r, f, mu, pred_prev,
-                n_iter, active, converged,
+                arr, spectra[_FULL, :n_full], lam_try[_FULL, :n_full],
+                _kernel_ready(g_try), _kernel_ready(tangents_try), False,
+                predicted[_FULL, :n_full], tol, lam, g, tangents, rho, r, f, mu,
+                pred_prev, n_iter, retry_full, active, converged,
             )
-    gnorm = np.sqrt(np.einsum("ij,ij->i", g, g))
-    unit = g / np.where(gnorm > 0, gnorm, 1.0)[:, None]
-    spectra = rho[:, None] * g
-    residual = np.sqrt(f)
+        if n_final:
+            g_try = model._rt_generate(lam_try[_FINAL, :n_final], False)[0]
+            _accept_steps(
+                arr, spectra[_FINAL, :n_final], lam_try[_FINAL, :n_final],
+                _kernel_ready(g_try), tangents[:0], True,
+                predicted[_FINAL, :n_final], tol, lam, g, tangents, rho, r, f, mu,
+                pred_prev, n_iter, retry_full, active, converged,
+            )
+        if n_full + n_final == 0:
+            break
+    spectra, unit, residual = _outputs(g, rho, f)
     if single:
         return ProjectionResult(
             spectra[0], lam[0], rho[0], residual[0], n_iter[0], unit[0], converged[0]
