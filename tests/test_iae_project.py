@@ -219,3 +219,61 @@ def test_small_solver_against_numpy():
         # A null matrix gives no step rather than NaN.
         _solve_shifted(np.zeros((d, d)), 0.0, rhs, out, work)
         np.testing.assert_array_equal(out, 0.0)
+
+
+def decoder_signs(m, lam):
+    """Signs of the decoder's pre-activations h W + b, from the layer formula."""
+    h = lam @ m.anchor_codes
+    signs = []
+    for w, b, r in zip(m.decoder_weights, m.decoder_biases,
+                       m.residual_factors[::-1], strict=True):
+        z = h @ w + b
+        signs.append(np.sign(z))
+        h = np.where(z > 0, z, 0.01 * z) + r * h
+    return np.concatenate(signs, axis=-1)
+
+
+def test_within_piece_against_activation_patterns():
+    """A step is judged free of kinks exactly when no activation changes along
+    it, and then g is affine over it with the derivatives at its start."""
+    from sgmca_fast.iae._project import _within_piece
+
+    m = tiny_model("leaky_relu")
+    rng = np.random.default_rng(8)
+    lam = rng.dirichlet(3 * np.ones(3), size=40)
+    g, tangents, z, dz = m._rt_generate_free(lam)
+    verdicts = []
+    for i in range(lam.shape[0]):
+        step = rng.standard_normal(2) * 10.0 ** rng.uniform(-2, 1.5)
+        inside = _within_piece(z[i], dz[i], step, np.empty(z.shape[1]))
+        path = lam[i] + np.linspace(0, 1, 201)[:, None] * (m._free_basis @ step)
+        patterns = decoder_signs(m, path)
+        assert inside == bool(np.all(patterns == patterns[0])), i
+        if inside:
+            np.testing.assert_allclose(m.generate(path[-1]), g[i] + step @ tangents[i],
+                                       rtol=1e-12, atol=1e-14)
+        verdicts.append(inside)
+    assert 5 < sum(verdicts) < 35  # both outcomes were exercised
+
+
+def test_steps_inside_a_piece_need_no_evaluation(monkeypatch):
+    m = tiny_model("leaky_relu")
+    rng = np.random.default_rng(9)
+    lam_true = rng.dirichlet(3 * np.ones(3), size=6)
+    a = 2.0 * m.generate(lam_true)
+    start = lam_true + 1e-7 * np.array([1.0, -0.5, -0.5])
+    assert np.all(decoder_signs(m, start) == decoder_signs(m, lam_true))
+    calls = []
+    for name in ("_rt_generate_free", "_rt_generate"):
+        original = getattr(m, name)
+
+        def counted(*args, original=original, name=name):
+            calls.append(name)
+            return original(*args)
+
+        monkeypatch.setattr(m, name, counted)
+    res = m.project(a, lambda0=start)
+    assert calls == ["_rt_generate_free"]  # the start, nothing after
+    assert res.converged.all() and np.all(res.n_iter >= 1)
+    np.testing.assert_allclose(res.lambdas, lam_true, atol=1e-9)
+    np.testing.assert_allclose(res.rho, 2.0, rtol=1e-9)

@@ -392,11 +392,15 @@ class IAEModel:
         g, tangents = self._generate_with_tangents(lam)
         return g, np.swapaxes(tangents, 1, 2)
 
-    def _generate_with_tangents(self, lam: np.ndarray, directions=None):
+    def _generate_with_tangents(self, lam: np.ndarray, directions=None,
+                                preactivations=False):
         """Return g (k, J) and its derivatives as rows, (k, d, J).
 
         Row ``m`` is dg/dt_m along ``directions[:, m]`` ((N, d); default: the N
-        weights themselves).
+        weights themselves). With ``preactivations``, also the decoder's
+        pre-activations ``z = h W + b`` of every layer side by side, (k, P),
+        and their derivatives as rows, (k, d, P): where they keep their signs
+        a piecewise-linear decoder is affine.
         """
         k = lam.shape[0]
         h = lam @ self.anchor_codes
@@ -405,22 +409,28 @@ class IAEModel:
         dh = self.anchor_codes
         if directions is not None:
             dh = directions.T @ dh
+        zs, dzs = [], []
         for w, b, r in zip(
             self.decoder_weights,
             self.decoder_biases,
             self.residual_factors[::-1],
             strict=True,
         ):
-            a, da = _act_and_grad(h @ w + b, self.activation)
+            z = h @ w + b
+            a, da = _act_and_grad(z, self.activation)
             # One (k*N, J') @ (J', J'') product rather than k small ones.
             dw = (dh.reshape(-1, dh.shape[-1]) @ w).reshape(dh.shape[:-1] + w.shape[1:])
+            zs.append(z)
+            dzs.append(np.broadcast_to(dw, (k,) + dw.shape[-2:]))
             dh_new = da[:, None, :] * dw
             if r != 0:
-                a += r * h
+                a = a + r * h  # (not in place: for "linear", a is z)
                 dh_new += r * dh
             h, dh = a, dh_new
         if dh.ndim == 2:  # no layer
             dh = np.broadcast_to(dh, (k,) + dh.shape).copy()
+        if preactivations:
+            return h, dh, np.concatenate(zs, axis=1), np.concatenate(dzs, axis=2)
         return h, dh
 
     # ------------------------------------------------------------ projections
@@ -522,16 +532,17 @@ class IAEModel:
     def _rt_generate_free(self, lam: np.ndarray):
         """Run-time g and the derivatives along the free directions as rows.
 
-        Returns g (k, J) and dg/dt transposed, (k, d, J).
+        Returns g (k, J), dg/dt as rows (k, d, J), the decoder's pre-activations
+        (k, P) and their derivatives dz/dt as rows (k, d, P).
         """
         if self._runtime is not None:
             return self._runtime.generate_free(lam)
-        return self._generate_with_tangents(lam, self._free_basis)
+        return self._generate_with_tangents(lam, self._free_basis, preactivations=True)
 
     def _rt_start(self, arr: np.ndarray):
         """Run-time start of ``project``: fast weights moved onto sum(lambda) = 1.
 
-        Returns lambdas (k, N), g (k, J) and dg/dt as rows (k, d, J) there.
+        Returns lambdas (k, N) and, there, what :meth:`_rt_generate_free` does.
         """
         if self._runtime is not None:
             return self._runtime.start(arr)

@@ -7,9 +7,12 @@ input           shape       outputs
 ==============  ==========  =================================================
 ``x``           (k, J)      ``encoded``, ``fast_spectra``, ``fast_lambdas``,
                             ``fast_amplitude``, ``start_lambdas``,
-                            ``start_generated``, ``start_tangents_free``
+                            ``start_generated``, ``start_tangents_free``,
+                            ``start_preactivations``,
+                            ``start_preactivation_tangents``
 ``code``        (k, J')     ``decoded``
-``lambdas``     (k, N)      ``generated``, ``jacobian``, ``tangents_free``
+``lambdas``     (k, N)      ``generated``, ``jacobian``, ``tangents_free``,
+                            ``preactivations``, ``preactivation_tangents``
 ==============  ==========  =================================================
 
 ``encoded = phi(x)``, ``decoded = psi(code)``, ``generated = g(lambdas)``,
@@ -17,17 +20,22 @@ input           shape       outputs
 layers as ONNX ops (tangent rows ``dh' = act'(z) * (dh W) + r dh``), and
 ``tangents_free = (dg/dlambda E)^T`` (k, d, J), the derivatives along the free
 directions ``E`` of the projection as rows (``E`` spans the sum-zero subspace;
-initializer ``free_codes = E^T PhiE``). The ``fast_*`` outputs are the fast
-projection of ALGORITHM.md section 4; the ``start_*`` outputs are where
+initializer ``free_codes = E^T PhiE``). ``preactivations`` (k, P) are the
+decoder's ``z = h W + b``, every layer side by side (P = the sum of the layer
+widths), and ``preactivation_tangents`` (k, d, P) their derivatives along ``E``
+as rows: the projection uses them to know how far g stays affine (piecewise-
+linear activations). The ``fast_*`` outputs are the fast projection of
+ALGORITHM.md section 4; the ``start_*`` outputs are where
 :meth:`IAEModel.project` starts (fast weights moved onto ``sum(lambda) = 1``, with
-g and dg/dt there). Each layer is ``Gemm (h W + b) -> activation (-> Add r * h)``,
-the leaky ReLU written ``z * da`` with ``da = Where(z > 0, 1, slope)`` (onnxruntime
-has no float64 LeakyRelu kernel and would expand it into three passes); weights,
-anchor codes, anchors, the interpolator matrix and the training spectra (if any)
-are initializers; the settings are JSON in ``metadata_props`` under
-``sgmca_fast.iae``, with ``format_version`` 2 (format 1 had the free derivatives
-as a (k, J, d) ``jacobian_free``; such files still load, and run the current graph
-built from their weights).
+g, dg/dt, z and dz/dt there). Each layer is ``Gemm (h W + b) -> activation (-> Add
+r * h)``, the leaky ReLU written ``z * da`` with ``da = Where(z > 0, 1, slope)``
+(onnxruntime has no float64 LeakyRelu kernel and would expand it into three
+passes); weights, anchor codes, anchors, the interpolator matrix and the training
+spectra (if any) are initializers; the settings are JSON in ``metadata_props``
+under ``sgmca_fast.iae``, with ``format_version`` 3 (format 2 had no
+pre-activation outputs, format 1 had the free derivatives as a (k, J, d)
+``jacobian_free``; such files still load, and run the current graph built from
+their weights).
 
 At load time the graph is split (in memory) into one small model per task, each
 with one cached ``InferenceSession`` per file and thread count, so a call never
@@ -51,8 +59,9 @@ __all__ = ["attach_runtime", "build_model_proto", "load", "save"]
 OPSET = 17
 IR_VERSION = 8
 METADATA_KEY = "sgmca_fast.iae"
-FORMAT_VERSION = 2  # 2: free derivatives as rows, ``tangents_free``
-_READABLE_VERSIONS = (1, 2)
+# 2: free derivatives as rows, ``tangents_free``; 3: the decoder's pre-activations.
+FORMAT_VERSION = 3
+_READABLE_VERSIONS = (1, 2, 3)
 PRODUCER = "sgmca-fast"
 
 # The tasks a loaded model runs, as (inputs, outputs) of the full graph.
@@ -62,8 +71,10 @@ _TASKS = {
     "generate": (["lambdas"], ["generated"]),
     "jacobian": (["lambdas"], ["generated", "jacobian"]),
     "fast": (["x"], ["fast_spectra", "fast_lambdas", "fast_amplitude"]),
-    "generate_free": (["lambdas"], ["generated", "tangents_free"]),
-    "start": (["x"], ["start_lambdas", "start_generated", "start_tangents_free"]),
+    "generate_free": (["lambdas"], ["generated", "tangents_free", "preactivations",
+                                    "preactivation_tangents"]),
+    "start": (["x"], ["start_lambdas", "start_generated", "start_tangents_free",
+                      "start_preactivations", "start_preactivation_tangents"]),
 }
 
 _SESSIONS: dict = {}
@@ -152,13 +163,17 @@ def _activation(gb: _GraphBuilder, z: str, activation: str, with_grad: bool):
     return z, None
 
 
-def _layers(gb, h, weights, biases, factors, activation, tangents=()):
+def _layers(gb, h, weights, biases, factors, activation, tangents=(), record=None):
     """Chain of residual layers; optionally push tangents (rows) forward too.
 
     Each tangent starts as a (d, J) initializer shared by the batch and becomes
     (k, d, J') at the first layer whose activation derivative depends on ``h``.
+    With a list ``record``, every layer appends its pre-activation ``z``, the
+    derivative rows ``dz`` of the last tangent and whether they are still
+    shared, (d, J').
     """
     tangents = list(tangents)
+    shared = True  # tangents still (d, J'), the same for the whole batch
     for w, b, r in zip(weights, biases, factors, strict=True):
         z = gb.op("Gemm", [h, w, b])  # h @ w + b, the bias added by the GEMM
         a, da = _activation(gb, z, activation, bool(tangents))
@@ -166,24 +181,39 @@ def _layers(gb, h, weights, biases, factors, activation, tangents=()):
             da3 = gb.op("Unsqueeze", [da, gb.ints([1])])  # (k, 1, J')
         for i, tangent in enumerate(tangents):
             dz = gb.op("MatMul", [tangent, w])  # (k, d, J') or (d, J')
+            if record is not None and i == len(tangents) - 1:
+                record.append((z, dz, shared))
             if da is not None:
                 dz = gb.op("Mul", [da3, dz])
             if r != 0:
                 dz = gb.op("Add", [dz, gb.op("Mul", [tangent, gb.const(r)])])
             tangents[i] = dz
+        shared = shared and da is None
         if r != 0:
             a = gb.op("Add", [a, gb.op("Mul", [h, gb.const(r)])])
         h = a
     return h, tangents
 
 
+def _batched(gb, tangent, h0):
+    """Expand a (d, J) tangent shared by the batch to (k, d, J) (k: rows of h0)."""
+    batch = gb.op("Shape", [h0], start=0, end=1)
+    full = gb.op("Concat", [batch, gb.op("Shape", [tangent])], axis=0)
+    return gb.op("Expand", [tangent, full])
+
+
+def _preactivation_outputs(gb, record, h0, name, tangent_name):
+    """Pre-activations of every layer side by side (k, P), and their rows (k, d, P)."""
+    gb.op("Concat", [z for z, _, _ in record], name, axis=1)
+    dzs = [_batched(gb, dz, h0) if shared else dz for _, dz, shared in record]
+    gb.op("Concat", dzs, tangent_name, axis=2)
+
+
 def _jacobian_output(gb, tangent, h0, activation, name, rows=False):
     """(k, d, J) tangent rows -> output ``name``: (k, J, d), or as is if ``rows``."""
     if activation == "linear":
         # The tangent never met a batch-dependent derivative: it is still (d, J).
-        batch = gb.op("Shape", [h0], start=0, end=1)
-        full = gb.op("Concat", [batch, gb.op("Shape", [tangent])], axis=0)
-        tangent = gb.op("Expand", [tangent, full])
+        tangent = _batched(gb, tangent, h0)
     if rows:
         gb.op("Identity", [tangent], name)
     else:
@@ -252,12 +282,14 @@ def build_model_proto(model: IAEModel):
     # for dg/dlambda and E^T PhiE (d, J') for dg/dt along the free directions E.
     free_codes = gb.init("free_codes", model._free_basis.T @ model.anchor_codes)
     h0 = gb.op("MatMul", ["lambdas", codes])
+    record = []
     gen, (tan, tan_free) = _layers(
-        gb, h0, dec_w, dec_b, r_dec, act, tangents=(codes, free_codes)
+        gb, h0, dec_w, dec_b, r_dec, act, tangents=(codes, free_codes), record=record
     )
     gb.op("Identity", [gen], "generated")
     _jacobian_output(gb, tan, h0, act, "jacobian")
     _jacobian_output(gb, tan_free, h0, act, "tangents_free", rows=True)
+    _preactivation_outputs(gb, record, h0, "preactivations", "preactivation_tangents")
     # Fast projection.
     axis1 = gb.ints([1])
     amp0 = gb.op(
@@ -288,13 +320,18 @@ def build_model_proto(model: IAEModel):
         lam = gb.op("Add", [lam, shift])
     gb.op("Identity", [lam], "start_lambdas")
     h0s = gb.op("MatMul", [lam, codes])
-    gen_s, (tan_s,) = _layers(gb, h0s, dec_w, dec_b, r_dec, act, tangents=(free_codes,))
+    record = []
+    gen_s, (tan_s,) = _layers(gb, h0s, dec_w, dec_b, r_dec, act, tangents=(free_codes,),
+                              record=record)
     gb.op("Identity", [gen_s], "start_generated")
     _jacobian_output(gb, tan_s, h0s, act, "start_tangents_free", rows=True)
+    _preactivation_outputs(gb, record, h0s, "start_preactivations",
+                           "start_preactivation_tangents")
 
     dbl = TensorProto.DOUBLE
     J, N, Jc = model.n_channels, model.n_anchors, model.code_size
     d = model._free_basis.shape[1]
+    P = sum(w.shape[1] for w in model.decoder_weights)
     inputs = [
         helper.make_tensor_value_info("x", dbl, ["n_x", J]),
         helper.make_tensor_value_info("code", dbl, ["n_code", Jc]),
@@ -312,6 +349,12 @@ def build_model_proto(model: IAEModel):
         helper.make_tensor_value_info("start_lambdas", dbl, ["n_x", N]),
         helper.make_tensor_value_info("start_generated", dbl, ["n_x", J]),
         helper.make_tensor_value_info("start_tangents_free", dbl, ["n_x", d, J]),
+        helper.make_tensor_value_info("preactivations", dbl, ["n_lambdas", P]),
+        helper.make_tensor_value_info("preactivation_tangents", dbl,
+                                      ["n_lambdas", d, P]),
+        helper.make_tensor_value_info("start_preactivations", dbl, ["n_x", P]),
+        helper.make_tensor_value_info("start_preactivation_tangents", dbl,
+                                      ["n_x", d, P]),
     ]
     graph = helper.make_graph(
         gb.nodes,

@@ -46,7 +46,7 @@ _MU_INIT = 1e-6
 _MU_MAX = 1e8
 _STEP_TOL = 1e-10  # latent steps below this (lambda units) change nothing
 _MAX_STEP = 1.0  # largest latent step (in lambda units) per iteration
-# Activations for which g is affine in lambda between kinks.
+# Activations for which g is affine in lambda between activation kinks.
 _PIECEWISE_AFFINE = ("leaky_relu", "relu", "linear")
 # Dot products may be reassociated (vectorised); decisions stay IEEE.
 _DOT_FASTMATH = {"reassoc", "contract", "nsz"}
@@ -199,15 +199,76 @@ def _start_state(arr, g, rho, r, f, aa, active, converged):
         converged[i] = not active[i]
 
 
+@njit(cache=True, fastmath=_DOT_FASTMATH)
+def _add_rows(out, base, rows, step):
+    """``out = base + step @ rows`` for one spectrum (rows: (d, n))."""
+    for u in range(out.shape[0]):
+        out[u] = base[u]
+    for p in range(step.shape[0]):
+        coef = step[p]
+        row = rows[p]
+        for u in range(out.shape[0]):
+            out[u] += coef * row[u]
+
+
+@njit(cache=True)
+def _within_piece(z, dz, step, z_try):
+    """Whether every pre-activation keeps its (non-zero) sign over the step.
+
+    ``z`` (P,) are the decoder's pre-activations and ``dz`` (d, P) their
+    derivatives; ``z_try`` receives ``z + step @ dz``. If the first layer's keep
+    their signs at the step's end, they keep them along it (they are affine in
+    the step), so that layer is affine there, and so the next layer's
+    pre-activations are affine too: layer by layer, g is then affine over the
+    whole step, with the derivatives it has at its start.
+    """
+    _add_rows(z_try, z, dz, step)
+    crossed = 0
+    for u in range(z.shape[0]):
+        # (A count rather than an early exit: the loop vectorises.)
+        crossed += 0 if z[u] * z_try[u] > 0.0 else 1
+    return crossed == 0
+
+
+@njit(cache=True)
+def _free_step(i, arr, step, basis, g_try, r_try, z_try, lam, g, tangents, r, z,
+               rho, f):
+    """Take ``step`` within the piece where g is affine: no model evaluation.
+
+    g moves along its derivatives, which (like those of the pre-activations,
+    whose new values are ``z_try``) stay as they are; the step is taken if it
+    lowers the squared residual (rho re-eliminated). ``g_try`` and ``r_try``
+    are scratch rows. Returns whether it was taken.
+    """
+    _add_rows(g_try, g[i], tangents[i], step)
+    gg = _dot(g_try, g_try)
+    rho_try = max(_dot(arr[i], g_try), 0.0) / gg if gg > 0.0 else 0.0
+    for j in range(g.shape[1]):
+        r_try[j] = arr[i, j] - rho_try * g_try[j]
+    f_try = _dot(r_try, r_try)
+    if not f_try < f[i]:
+        return False
+    for col in range(lam.shape[1]):
+        lam[i, col] += _dot(basis[col], step)
+    for j in range(g.shape[1]):
+        g[i, j] = g_try[j]
+        r[i, j] = r_try[j]
+    for u in range(z.shape[1]):
+        z[i, u] = z_try[u]
+    rho[i] = rho_try
+    f[i] = f_try
+    return True
+
+
 # Categories of proposed steps (first axis of the step buffers).
 _FULL, _FINAL = 0, 1
 
 
 @njit(cache=True)
-def _propose_steps(tangents, g, r, rho, f, aa, mu, pred_prev, lam, basis, tol,
-                   piecewise_affine, retry_full, active, converged, spectra,
-                   lam_try, predicted):
-    """One Levenberg-Marquardt proposal for each active spectrum ``i``.
+def _propose_steps(arr, tangents, g, r, z, dz, rho, f, aa, mu, pred_prev, lam,
+                   basis, tol, affine, kinks, max_iter, n_iter, retry_full,
+                   active, converged, spectra, lam_try, predicted):
+    """Levenberg-Marquardt steps for each active spectrum, up to a model evaluation.
 
     ``tangents[i, p]`` is dg/dt_p (the free Jacobian as rows). The normal
     equations of the Kaufman Jacobian ``rho (I - g g^T / ||g||^2) dg/dt`` come
@@ -216,18 +277,21 @@ def _propose_steps(tangents, g, r, rho, f, aa, mu, pred_prev, lam, basis, tol,
     ``a ~ c g + dg/dt u`` has the same minimiser with ``u = rho s`` and
     ``c = rho (1 - <dg/dt s, g> / ||g||^2)``, so the step taken is
     ``u / c = s / (1 - <dg/dt s, g> / ||g||^2)`` (when ``c > 0``): exact for an
-    affine g, where the Kaufman step is not. Each active spectrum either
+    affine g, where the Kaufman step is not. Each active spectrum
 
-    - converges here, when the undamped model predicts a decrease of the
-      squared residual ``<= tol * f`` (or a step below ``_STEP_TOL``); it is
-      marked converged and inactive;
-    - or proposes a step, filed under ``_FINAL`` (evaluate g only; the
+    - converges, when the undamped model predicts a decrease of the squared
+      residual ``<= tol * f`` (or a step below ``_STEP_TOL``): it is marked
+      converged and inactive;
+    - stops, unconverged, after ``max_iter`` iterations;
+    - takes the step at once, without evaluating the model, if g is
+      ``affine`` between activation kinks and the step crosses none of them
+      (:func:`_within_piece`; ``kinks`` False: there are none), then goes on;
+    - or proposes the step, filed under ``_FINAL`` (evaluate g only; the
       projection stops there if :func:`_accept_steps` finds the residual the
-      model predicts) when the model is trusted to be exact up to ``tol * f``:
-      a ``piecewise_affine`` generator (unless ``retry_full[i]``: its last
-      final step missed), or a next decrease, extrapolated from the rate so
-      far, ``<= tol * f``; under ``_FULL`` otherwise (evaluate g and its
-      Jacobian).
+      model predicts) when g is not piecewise affine and the next decrease,
+      extrapolated from the rate so far, is ``<= tol * f`` (unless
+      ``retry_full[i]``: its last final step missed), and under ``_FULL``
+      otherwise (evaluate g, its Jacobian and the pre-activations).
 
     For category ``c`` and its ``n``-th step: ``spectra[c, n]`` is the
     spectrum, ``lam_try[c, n]`` the trial weights, ``predicted[c, n, 0]`` the
@@ -244,81 +308,102 @@ def _propose_steps(tangents, g, r, rho, f, aa, mu, pred_prev, lam, basis, tol,
     jtg = np.empty(d)
     step = np.empty(d)
     work = np.empty((d, d + 1))
+    g_try = np.empty(g.shape[1])
+    r_try = np.empty(g.shape[1])
+    z_try = np.empty(z.shape[1])
     counts = np.zeros(2, dtype=np.int64)
     for i in range(g.shape[0]):
-        if not active[i]:
-            continue
-        gg = _dot(g[i], g[i])
-        rho2 = rho[i] * rho[i]
-        trace = 0.0
-        for p in range(d):
-            jtg[p] = _dot(tangents[i, p], g[i])
-            grad[p] = rho[i] * _dot(tangents[i, p], r[i])
-        for p in range(d):
-            for q in range(p + 1):
-                jtj = _dot(tangents[i, p], tangents[i, q])
-                hess[p, q] = rho2 * (jtj - jtg[p] * jtg[q] / gg)
-                hess[q, p] = hess[p, q]
-            trace += hess[p, p]
-        scale = trace / d + 1e-300
-        _solve_shifted(hess, 1e-12 * scale, grad, step, work)
-        decrease = _dot(grad, step)
-        small = np.sqrt(_dot(step, step)) <= _STEP_TOL
-        if decrease <= tol * f[i] + 1e-30 * aa[i] or small:
-            converged[i] = True
-            active[i] = False
-            continue
-        _solve_shifted(hess, mu[i] * scale, grad, step, work)
-        taken = 0.0
-        for p in range(d):
-            taken += step[p] * (2.0 * grad[p] - _dot(hess[p], step))
-        # The amplitude the linear model lands on, relative to rho.
-        new_amp = 1.0 - _dot(jtg, step) / gg
-        exact = new_amp > 0.0
-        if exact:
+        while active[i]:
+            if n_iter[i] >= max_iter:
+                active[i] = False
+                break
+            gg = _dot(g[i], g[i])
+            rho2 = rho[i] * rho[i]
+            trace = 0.0
             for p in range(d):
-                step[p] /= new_amp
-        length = np.sqrt(_dot(step, step))
-        if length > _MAX_STEP:
-            exact = False
+                jtg[p] = _dot(tangents[i, p], g[i])
+                grad[p] = rho[i] * _dot(tangents[i, p], r[i])
             for p in range(d):
-                step[p] *= _MAX_STEP / length
-            taken *= _MAX_STEP / length
-        # Rate of convergence so far: the model decrease relative to the last
-        # point's (linear convergence) or, with no history, to f (quadratic).
-        rate = decrease / (f[i] + 1e-300)
-        if pred_prev[i] > 0.0:
-            rate = max(rate, decrease / pred_prev[i])
-        next_decrease = (decrease - taken) + decrease * min(rate, 1.0)
-        trusted = exact and piecewise_affine and not retry_full[i]
-        c = _FINAL if trusted or next_decrease <= tol * f[i] else _FULL
-        n = counts[c]
-        counts[c] += 1
-        spectra[c, n] = i
-        predicted[c, n, 0] = decrease
-        predicted[c, n, 1] = taken
-        for col in range(lam.shape[1]):
-            lam_try[c, n, col] = lam[i, col] + _dot(basis[col], step)
+                for q in range(p + 1):
+                    jtj = _dot(tangents[i, p], tangents[i, q])
+                    hess[p, q] = rho2 * (jtj - jtg[p] * jtg[q] / gg)
+                    hess[q, p] = hess[p, q]
+                trace += hess[p, p]
+            scale = trace / d + 1e-300
+            _solve_shifted(hess, 1e-12 * scale, grad, step, work)
+            decrease = _dot(grad, step)
+            small = np.sqrt(_dot(step, step)) <= _STEP_TOL
+            if decrease <= tol * f[i] + 1e-30 * aa[i] or small:
+                converged[i] = True
+                active[i] = False
+                break
+            _solve_shifted(hess, mu[i] * scale, grad, step, work)
+            taken = 0.0
+            for p in range(d):
+                taken += step[p] * (2.0 * grad[p] - _dot(hess[p], step))
+            # The amplitude the linear model lands on, relative to rho.
+            new_amp = 1.0 - _dot(jtg, step) / gg
+            if new_amp > 0.0:
+                for p in range(d):
+                    step[p] /= new_amp
+            length = np.sqrt(_dot(step, step))
+            if length > _MAX_STEP:
+                for p in range(d):
+                    step[p] *= _MAX_STEP / length
+                taken *= _MAX_STEP / length
+            if affine and (not kinks or _within_piece(z[i], dz[i], step, z_try)):
+                if not kinks:
+                    _add_rows(z_try, z[i], dz[i], step)
+                n_iter[i] += 1
+                if _free_step(i, arr, step, basis, g_try, r_try, z_try, lam, g,
+                              tangents, r, z, rho, f):
+                    mu[i] = max(mu[i] / 3.0, 1e-12)
+                    pred_prev[i] = decrease
+                    # A step that cuts rho to zero lands on the flat region.
+                    if not rho[i] > 0.0:
+                        active[i] = False
+                else:
+                    mu[i] *= 4.0
+                    if mu[i] > _MU_MAX:  # the step is below rounding
+                        converged[i] = True
+                        active[i] = False
+                continue
+            # Rate of convergence so far: the model decrease relative to the
+            # last point's (linear convergence) or, with no history, to f
+            # (quadratic).
+            rate = decrease / (f[i] + 1e-300)
+            if pred_prev[i] > 0.0:
+                rate = max(rate, decrease / pred_prev[i])
+            next_decrease = (decrease - taken) + decrease * min(rate, 1.0)
+            last = not affine and not retry_full[i] and next_decrease <= tol * f[i]
+            c = _FINAL if last else _FULL
+            n = counts[c]
+            counts[c] += 1
+            spectra[c, n] = i
+            predicted[c, n, 0] = decrease
+            predicted[c, n, 1] = taken
+            for col in range(lam.shape[1]):
+                lam_try[c, n, col] = lam[i, col] + _dot(basis[col], step)
+            break
     return counts[0], counts[1]
 
 
 @njit(cache=True)
-def _accept_steps(arr, spectra, lam_try, g_try, tangents_try, final, predicted,
-                  tol, lam, g, tangents, rho, r, f, mu, pred_prev, n_iter,
-                  retry_full, active, converged):
+def _accept_steps(arr, spectra, lam_try, g_try, tangents_try, z_try, dz_try, final,
+                  predicted, tol, lam, g, tangents, z, dz, rho, r, f, mu,
+                  pred_prev, n_iter, retry_full, active, converged):
     """Accept or reject the trial points ``lam_try[n]`` of spectra ``spectra[n]``.
 
-    ``g_try[n]`` (and ``tangents_try[n]`` unless ``final``) were evaluated at
-    ``lam_try[n]``; ``predicted[n]`` is from :func:`_propose_steps`.
-    A step is accepted if it lowers the squared residual (rho re-eliminated)
-    with a finite Jacobian; accepting divides the damping by 3, rejecting
-    multiplies it by 4, and a rejected step leaves the point (and its Jacobian)
-    as it was. A final step, evaluated without Jacobian, ends the projection,
-    so it must also reach the squared residual ``f_try`` its model predicts
-    within ``tol * f_try``, counting what the damping left of the undamped
-    model decrease: a
-    generator that is not affine over the step (an activation kink crossed)
-    fails this, and the step is retried with its Jacobian (``retry_full``).
+    ``g_try[n]`` (and, unless ``final``, ``tangents_try[n]``, ``z_try[n]`` and
+    ``dz_try[n]``) were evaluated at ``lam_try[n]``; ``predicted[n]`` is from
+    :func:`_propose_steps`. A step is accepted if it lowers the squared
+    residual (rho re-eliminated) with a finite Jacobian; accepting divides the
+    damping by 3, rejecting multiplies it by 4, and a rejected step leaves the
+    point (and its derivatives) as it was. A final step, evaluated without
+    Jacobian, ends the projection, so it must also reach the squared residual
+    ``f_try`` its model predicts within ``tol * f_try``, counting what the
+    damping left of the undamped model decrease; if it does not, the step is
+    retried with its Jacobian (``retry_full``).
     """
     n_channels = arr.shape[1]
     for n in range(spectra.shape[0]):
@@ -355,6 +440,10 @@ def _accept_steps(arr, spectra, lam_try, g_try, tangents_try, final, predicted,
                 for p in range(tangents.shape[1]):
                     for j in range(n_channels):
                         tangents[i, p, j] = tangents_try[n, p, j]
+                for u in range(z.shape[1]):
+                    z[i, u] = z_try[n, u]
+                    for p in range(dz.shape[1]):
+                        dz[i, p, u] = dz_try[n, p, u]
                 retry_full[i] = False
             rho[i] = rho_try
             f[i] = f_try
@@ -410,7 +499,7 @@ def project(model, a, lambda0=None, rho0=None, *, max_iter=50, tol=1e-8):
         if not np.isfinite(rho0).all():
             raise ValueError("rho0 holds NaN or infinite values")
     if lambda0 is None:
-        lam, g, tangents = model._rt_start(arr)
+        lam, g, tangents, z, dz = model._rt_start(arr)
     else:
         lam, _ = _model.as_batch(lambda0, n, "lambda0", "k, N")
         if lam.shape[0] != k:
@@ -418,9 +507,10 @@ def project(model, a, lambda0=None, rho0=None, *, max_iter=50, tol=1e-8):
                 f"lambda0 has {lam.shape[0]} rows, expected {k} (one per spectrum)"
             )
         lam = to_constraint_set(model, lam.copy())
-        g, tangents = model._rt_generate_free(lam)
+        g, tangents, z, dz = model._rt_generate_free(lam)
     # The kernels update these in place: C-ordered, writable float64.
     lam, g, tangents = _kernel_ready(lam), _kernel_ready(g), _kernel_ready(tangents)
+    z, dz = _kernel_ready(z), _kernel_ready(dz)
     r = np.empty_like(g)
     # Per-spectrum state (one allocation for the reals, one for the flags).
     rho, f, aa, mu, pred_prev = np.zeros((5, k))
@@ -428,33 +518,39 @@ def project(model, a, lambda0=None, rho0=None, *, max_iter=50, tol=1e-8):
     n_iter = np.zeros(k, dtype=np.int64)
     _start_state(arr, g, rho, r, f, aa, active, converged)
     mu.fill(_MU_INIT)
-    piecewise_affine = model.activation in _PIECEWISE_AFFINE
+    affine = model.activation in _PIECEWISE_AFFINE
+    kinks = model.activation != "linear"
     # Step buffers, per category (_FULL, _FINAL): see _propose_steps.
     spectra = np.empty((2, k), dtype=np.int64)
     lam_try = np.empty((2, k, n))
     predicted = np.empty((2, k, 2))
     basis = model._free_basis
+    # Every round evaluates the model at most once per spectrum and counts an
+    # iteration for it, so max_iter rounds are enough.
     for _ in range(max_iter):
         n_full, n_final = _propose_steps(
-            tangents, g, r, rho, f, aa, mu, pred_prev, lam, basis, tol,
-            piecewise_affine, retry_full, active, converged, spectra, lam_try,
-            predicted,
+            arr, tangents, g, r, z, dz, rho, f, aa, mu, pred_prev, lam, basis, tol,
+            affine, kinks, max_iter, n_iter, retry_full, active, converged, spectra,
+            lam_try, predicted,
         )
         if n_full:
-            g_try, tangents_try = model._rt_generate_free(lam_try[_FULL, :n_full])
+            g_try, tangents_try, z_try, dz_try = model._rt_generate_free(
+                lam_try[_FULL, :n_full]
+            )
             _accept_steps(
                 arr, spectra[_FULL, :n_full], lam_try[_FULL, :n_full],
-                _kernel_ready(g_try), _kernel_ready(tangents_try), False,
-                predicted[_FULL, :n_full], tol, lam, g, tangents, rho, r, f, mu,
-                pred_prev, n_iter, retry_full, active, converged,
+                _kernel_ready(g_try), _kernel_ready(tangents_try),
+                _kernel_ready(z_try), _kernel_ready(dz_try), False,
+                predicted[_FULL, :n_full], tol, lam, g, tangents, z, dz, rho, r, f,
+                mu, pred_prev, n_iter, retry_full, active, converged,
             )
         if n_final:
             g_try = model._rt_generate(lam_try[_FINAL, :n_final], False)[0]
             _accept_steps(
                 arr, spectra[_FINAL, :n_final], lam_try[_FINAL, :n_final],
-                _kernel_ready(g_try), tangents[:0], True,
-                predicted[_FINAL, :n_final], tol, lam, g, tangents, rho, r, f, mu,
-                pred_prev, n_iter, retry_full, active, converged,
+                _kernel_ready(g_try), tangents[:0], z[:0], dz[:0], True,
+                predicted[_FINAL, :n_final], tol, lam, g, tangents, z, dz, rho, r, f,
+                mu, pred_prev, n_iter, retry_full, active, converged,
             )
         if n_full + n_final == 0:
             break
