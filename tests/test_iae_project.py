@@ -277,3 +277,23 @@ def test_steps_inside_a_piece_need_no_evaluation(monkeypatch):
     assert res.converged.all() and np.all(res.n_iter >= 1)
     np.testing.assert_allclose(res.lambdas, lam_true, atol=1e-9)
     np.testing.assert_allclose(res.rho, 2.0, rtol=1e-9)
+
+
+def test_large_batches_are_split(monkeypatch):
+    """A batch above the chunk size gives what each spectrum gives on its own."""
+    from sgmca_fast.iae import _project
+
+    m = tiny_model("leaky_relu")
+    rng = np.random.default_rng(10)
+    a = m.generate(rng.dirichlet(np.ones(3), size=7)) + 0.01 * rng.random((7, 8))
+    lam0 = rng.dirichlet(np.ones(3), size=7)
+    monkeypatch.setattr(_project, "_CHUNK", 3)
+    for start in (None, lam0):
+        batch = m.project(a, lambda0=start)
+        for i in range(7):
+            one = m.project(a[i], lambda0=None if start is None else start[i])
+            for field in ("spectra", "lambdas", "rho", "residual", "unit_spectra"):
+                got, want = getattr(batch, field)[i], getattr(one, field)
+                np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-15)
+            assert batch.n_iter[i] == one.n_iter
+            assert batch.converged[i] == one.converged

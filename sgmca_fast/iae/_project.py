@@ -30,7 +30,7 @@ model evaluations (onnxruntime) are nearly all the time.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import numpy as np
 from numba import njit
@@ -49,6 +49,10 @@ _MU_INIT = 1e-6
 _MU_MAX = 1e8
 _STEP_TOL = 1e-10  # latent steps below this (lambda units) change nothing
 _MAX_STEP = 1.0  # largest latent step (in lambda units) per iteration
+# Spectra projected per batch: a batch holds g, its Jacobian, the pre-activations
+# and theirs, (1 + d) (J + P) doubles per spectrum in our buffers and as many in
+# onnxruntime's (~9 kB each for the Cas A models): a cube's pixels are split.
+_CHUNK = 4096
 # Activations for which g is affine in lambda between activation kinks.
 _PIECEWISE_AFFINE = ("leaky_relu", "relu", "linear")
 # Dot products may be reassociated (vectorised); decisions stay IEEE.
@@ -501,15 +505,39 @@ def project(model, a, lambda0=None, rho0=None, *, max_iter=50, tol=1e-8):
         rho0 = np.broadcast_to(np.asarray(rho0, dtype=np.float64), (k,))
         if not np.isfinite(rho0).all():
             raise ValueError("rho0 holds NaN or infinite values")
+    if lambda0 is not None:
+        lambda0, _ = _model.as_batch(lambda0, n, "lambda0", "k, N")
+        if lambda0.shape[0] != k:
+            raise ValueError(
+                f"lambda0 has {lambda0.shape[0]} rows, expected {k} (one per spectrum)"
+            )
+    if k <= _CHUNK:
+        result = _project_batch(model, arr, lambda0, max_iter, tol)
+    else:
+        parts = [
+            _project_batch(model, arr[start:start + _CHUNK],
+                           None if lambda0 is None else lambda0[start:start + _CHUNK],
+                           max_iter, tol)
+            for start in range(0, k, _CHUNK)
+        ]
+        result = ProjectionResult(*(
+            np.concatenate([getattr(part, field.name) for part in parts])
+            for field in fields(ProjectionResult)
+        ))
+    if single:
+        return ProjectionResult(*(
+            getattr(result, field.name)[0] for field in fields(ProjectionResult)
+        ))
+    return result
+
+
+def _project_batch(model, arr, lambda0, max_iter, tol):
+    """Project validated (k, J) spectra, from validated (k, N) weights or None."""
+    k, n = arr.shape[0], model.n_anchors
     if lambda0 is None:
         lam, g, tangents, z, dz = model._rt_start(arr)
     else:
-        lam, _ = _model.as_batch(lambda0, n, "lambda0", "k, N")
-        if lam.shape[0] != k:
-            raise ValueError(
-                f"lambda0 has {lam.shape[0]} rows, expected {k} (one per spectrum)"
-            )
-        lam = to_constraint_set(model, lam.copy())
+        lam = to_constraint_set(model, lambda0.copy())
         g, tangents, z, dz = model._rt_generate_free(lam)
     # The kernels update these in place: C-ordered, writable float64.
     lam, g, tangents = _kernel_ready(lam), _kernel_ready(g), _kernel_ready(tangents)
@@ -558,8 +586,4 @@ def project(model, a, lambda0=None, rho0=None, *, max_iter=50, tol=1e-8):
         if n_full + n_final == 0:
             break
     spectra, unit, residual = _outputs(g, rho, f)
-    if single:
-        return ProjectionResult(
-            spectra[0], lam[0], rho[0], residual[0], n_iter[0], unit[0], converged[0]
-        )
     return ProjectionResult(spectra, lam, rho, residual, n_iter, unit, converged)
