@@ -297,3 +297,24 @@ def test_large_batches_are_split(monkeypatch):
                 np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-15)
             assert batch.n_iter[i] == one.n_iter
             assert batch.converged[i] == one.converged
+
+
+def test_unit_held_at_zero_is_no_kink():
+    """A decoder unit with zero weights and bias stays at 0: steps stay free."""
+    from sgmca_fast.iae._project import _within_piece
+
+    base = tiny_model("leaky_relu")
+    dec_w = [w.copy() for w in base.decoder_weights]
+    dec_b = [b.copy() for b in base.decoder_biases]
+    dec_w[1][:, 2] = 0.0
+    dec_b[1][2] = 0.0
+    m = IAEModel(base.anchors, base.encoder_weights, base.encoder_biases, dec_w, dec_b,
+                 activation="leaky_relu")
+    lam = np.array([[0.3, 0.3, 0.4]])
+    _, _, z, dz = m._rt_generate_free(lam)
+    assert z[0, 8 + 2] == 0.0 and np.all(dz[0, :, 8 + 2] == 0.0)
+    step = np.array([1e-3, -2e-3])
+    path = lam + np.linspace(0, 1, 101)[:, None] * (m._free_basis @ step)
+    patterns = decoder_signs(m, path)
+    assert np.all(patterns == patterns[0])
+    assert _within_piece(z[0], dz[0], step, np.empty(z.shape[1]))

@@ -220,7 +220,7 @@ def _add_rows(out, base, rows, step):
 
 @njit(cache=True)
 def _within_piece(z, dz, step, z_try):
-    """Whether every pre-activation keeps its (non-zero) sign over the step.
+    """Whether every pre-activation keeps its sign over the step.
 
     ``z`` (P,) are the decoder's pre-activations and ``dz`` (d, P) their
     derivatives; ``z_try`` receives ``z + step @ dz``. If the first layer's keep
@@ -232,8 +232,10 @@ def _within_piece(z, dz, step, z_try):
     _add_rows(z_try, z, dz, step)
     crossed = 0
     for u in range(z.shape[0]):
+        # A unit held at exactly 0 (its weights and bias 0) is no kink either.
         # (A count rather than an early exit: the loop vectorises.)
-        crossed += 0 if z[u] * z_try[u] > 0.0 else 1
+        kept = z[u] * z_try[u] > 0.0 or (z[u] == 0.0 and z_try[u] == 0.0)
+        crossed += 0 if kept else 1
     return crossed == 0
 
 
