@@ -1,4 +1,4 @@
-"""Slow, obvious numpy versions of the Numba kernels, for the tests to compare with."""
+"""Slow, obvious numpy versions of kernels and formulas, for the tests to check."""
 
 import numpy as np
 
@@ -93,3 +93,23 @@ def sad_arccos(A0, A):
     """The authors' SAD: -10 log10(mean arccos(clipped cosine))."""
     cos = np.sum(A0 * A, axis=0) / np.sqrt(np.sum(A0**2, axis=0) * np.sum(A**2, axis=0))
     return -10 * np.log10(np.mean(np.arccos(np.clip(cos, -1, 1))))
+
+
+ACTIVATIONS = {
+    "leaky_relu": lambda z: np.where(z > 0, z, 0.01 * z),
+    "relu": lambda z: np.maximum(z, 0.0),
+    "tanh": np.tanh,
+    "linear": lambda z: z,
+}
+
+
+def decoder_preactivations(m, lam):
+    """An IAE decoder's pre-activations h W + b of every layer, side by side."""
+    h = lam @ m.anchor_codes
+    zs = []
+    for w, b, r in zip(m.decoder_weights, m.decoder_biases,
+                       m.residual_factors[::-1], strict=True):
+        z = h @ w + b
+        zs.append(z)
+        h = ACTIVATIONS[m.activation](z) + r * h
+    return np.concatenate(zs, axis=-1)

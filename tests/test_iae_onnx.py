@@ -3,6 +3,7 @@
 import json
 from pathlib import Path
 
+import naive  # tests/naive.py (pytest's pythonpath)
 import numpy as np
 import onnx
 import pytest
@@ -38,27 +39,6 @@ def close(a, b):
     assert np.max(np.abs(a - b)) <= RTOL * scale
 
 
-ACTIVATIONS = {
-    "leaky_relu": lambda z: np.where(z > 0, z, 0.01 * z),
-    "relu": lambda z: np.maximum(z, 0.0),
-    "tanh": np.tanh,
-    "linear": lambda z: z,
-}
-
-
-def decoder_preactivations(m, lam):
-    """The decoder's pre-activations h W + b of every layer, side by side,
-    written from the layer formula."""
-    h = lam @ m.anchor_codes
-    zs = []
-    for w, b, r in zip(m.decoder_weights, m.decoder_biases,
-                       m.residual_factors[::-1], strict=True):
-        z = h @ w + b
-        zs.append(z)
-        h = ACTIVATIONS[m.activation](z) + r * h
-    return np.concatenate(zs, axis=1)
-
-
 def check_runtime_matches_numpy(m, saved, x, lam):
     rt = saved._runtime
     close(rt.encode(x), m.encode(x))
@@ -72,13 +52,13 @@ def check_runtime_matches_numpy(m, saved, x, lam):
     g, tangents_free, pre, pre_tangents = rt.generate_free(lam)  # rows: (k, d, .)
     close(g, g0)
     close(tangents_free, np.swapaxes(jac0 @ m._free_basis, 1, 2))
-    close(pre, decoder_preactivations(m, lam))
+    close(pre, naive.decoder_preactivations(m, lam))
     # Pre-activations are smooth in lambda: central differences (exact for the
     # piecewise-linear activations away from their kinks).
     eps = 1e-6
     for p, direction in enumerate(m._free_basis.T):
-        diff = (decoder_preactivations(m, lam + eps * direction)
-                - decoder_preactivations(m, lam - eps * direction)) / (2 * eps)
+        diff = (naive.decoder_preactivations(m, lam + eps * direction)
+                - naive.decoder_preactivations(m, lam - eps * direction)) / (2 * eps)
         assert np.max(np.abs(pre_tangents[:, p] - diff)) <= 1e-7 * np.max(np.abs(diff))
     for got, want in zip(rt.start(x), m._rt_start(x), strict=True):
         close(got, want)

@@ -2,6 +2,7 @@
 
 from pathlib import Path
 
+import naive  # tests/naive.py (pytest's pythonpath)
 import numpy as np
 import pytest
 
@@ -223,14 +224,7 @@ def test_small_solver_against_numpy():
 
 def decoder_signs(m, lam):
     """Signs of the decoder's pre-activations h W + b, from the layer formula."""
-    h = lam @ m.anchor_codes
-    signs = []
-    for w, b, r in zip(m.decoder_weights, m.decoder_biases,
-                       m.residual_factors[::-1], strict=True):
-        z = h @ w + b
-        signs.append(np.sign(z))
-        h = np.where(z > 0, z, 0.01 * z) + r * h
-    return np.concatenate(signs, axis=-1)
+    return np.sign(naive.decoder_preactivations(m, lam))
 
 
 def test_within_piece_against_activation_patterns():

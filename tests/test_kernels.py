@@ -1,25 +1,11 @@
 """The Numba kernels against the plain numpy versions in tests/naive.py."""
 
-import importlib.util
-from pathlib import Path
-
+import naive  # tests/naive.py (pytest's pythonpath)
 import numpy as np
 import pytest
 
 import sgmca_fast
 from sgmca_fast import _kernels
-
-
-def _load_naive():
-    # --import-mode=importlib: test modules cannot import each other by name
-    path = Path(__file__).with_name("naive.py")
-    spec = importlib.util.spec_from_file_location("_sgmca_naive", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-naive = _load_naive()
 
 # short rows use a plain quickselect, rows from 2048 on a sampled bracket
 LENGTHS = [1, 2, 3, 4, 7, 10, 101, 1000, 1001, 2048, 5000, 5001]

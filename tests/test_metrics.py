@@ -1,24 +1,10 @@
 """sgmca_fast.metrics on hand-worked cases and against tests/naive.py."""
 
-import importlib.util
-from pathlib import Path
-
+import naive  # tests/naive.py (pytest's pythonpath)
 import numpy as np
 import pytest
 
 from sgmca_fast import metrics
-
-
-def _load_naive():
-    # --import-mode=importlib: test modules cannot import each other by name
-    path = Path(__file__).with_name("naive.py")
-    spec = importlib.util.spec_from_file_location("_sgmca_naive", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-naive = _load_naive()
 
 
 def _orthonormal(n_rows, n_pix, seed=0):

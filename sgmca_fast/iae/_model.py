@@ -280,6 +280,19 @@ class IAEModel:
             f"activation={self.activation!r}, backend={self.backend!r})"
         )
 
+    def _settings(self) -> dict:
+        """Shape and settings of the network (what ``sgmca-fast info`` lists)."""
+        return {
+            "n_channels": self.n_channels,
+            "n_anchors": self.n_anchors,
+            "n_layers": self.n_layers,
+            "code_size": self.code_size,
+            "activation": self.activation,
+            "res_factor": self.res_factor,
+            "simplex": self.simplex,
+            "reg_parameter": self.reg_parameter,
+        }
+
     @property
     def backend(self) -> str:
         """``"onnxruntime"`` for a loaded model, else ``"numpy"``."""

@@ -360,9 +360,8 @@ def _propose_steps(arr, tangents, g, r, z, dz, rho, f, aa, mu, pred_prev, lam,
                 for p in range(d):
                     step[p] *= _MAX_STEP / length
                 taken *= _MAX_STEP / length
-            if affine and (not kinks or _within_piece(z[i], dz[i], step, z_try)):
-                if not kinks:
-                    _add_rows(z_try, z[i], dz[i], step)
+            # (_within_piece also moves the pre-activations into z_try.)
+            if affine and (_within_piece(z[i], dz[i], step, z_try) or not kinks):
                 n_iter[i] += 1
                 if _free_step(i, arr, step, basis, g_try, r_try, z_try, lam, g,
                               tangents, r, z, rho, f):
