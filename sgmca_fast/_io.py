@@ -419,12 +419,21 @@ def _try_writing(folder: Path) -> None:
     """
     probe = _temp_name(folder / ".sgmca-fast-write-check")
     try:
-        os.close(os.open(probe, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
-        os.unlink(probe)
+        try:
+            os.close(os.open(probe, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+        finally:  # also when interrupted just after the creation
+            _remove(probe)
     except OSError as exc:
         raise InputError(
             f"{folder}: cannot write files in this folder ({exc.strerror or exc})"
         ) from None
+
+
+def _remove(path: Path) -> None:
+    try:
+        os.unlink(path)
+    except OSError:  # never made, or already gone
+        pass
 
 
 def _temp_suffix(path: Path) -> str:
@@ -520,10 +529,7 @@ def atomic_write(path, write: Callable[[str], None], force: bool = False) -> Pat
         write(os.fspath(tmp))
         os.replace(tmp, path)
     except BaseException as exc:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
+        _remove(tmp)
         if isinstance(exc, OSError) and not isinstance(exc, InputError):
             raise InputError(
                 f"{path}: cannot be written ({exc.strerror or exc})"

@@ -513,7 +513,9 @@ def _median_sad(model, spectra: np.ndarray) -> float:
     from .metrics import sad
 
     estimate = model.fast_project(spectra)[0]
-    return float(np.median(sad(spectra.T, estimate.T, per_source=True)))
+    # one spectrum at a time: sad() wants at least as many channels as columns
+    return float(np.median([sad(x[:, None], y[:, None])
+                            for x, y in zip(spectra, estimate, strict=True)]))
 
 
 def train_file(spectra, out, *, anchors=None, valid=None, key: str | None = None,
