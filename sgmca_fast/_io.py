@@ -3,13 +3,18 @@
 Inputs: ``.npy``, ``.npz`` (one array, or the one named by ``key``), FITS (needs
 astropy, the ``fits`` extra) and, for spectra, ``.csv``. Every read checks that the
 file exists, is readable, holds real numbers without NaN or inf and has the expected
-number of dimensions; a failure raises :class:`FileNotFoundError` or
-:class:`ValueError` whose message starts with the file name. ``np.load`` is always
-called with ``allow_pickle=False``.
+number of dimensions; a failure raises :class:`~sgmca_fast._validation.InputError`
+(:class:`MissingFileError`, also a ``FileNotFoundError``, for a missing file) whose
+message starts with the file name. ``np.load`` is always called with
+``allow_pickle=False``.
 
-Outputs are written to a temporary name in the target folder and renamed with
-:func:`os.replace`, so an interrupted run leaves no half-written file; an existing
-output is refused unless ``force=True``.
+Outputs are written to a temporary name in the target folder,
+``.NAME.tmp-PID-XXXXXXXX`` (plus NAME's suffix), and renamed with :func:`os.replace`,
+so an interrupted run leaves no half-written file: the temporary file is removed on
+any exception, an interrupt included, and one left by a killed process (whose PID is
+no longer running) is removed at the next write of the same output. An existing
+output is refused unless ``force=True``; :func:`check_writable` and
+:func:`check_folder` find unwritable outputs before any work.
 """
 
 from __future__ import annotations
@@ -17,23 +22,30 @@ from __future__ import annotations
 import csv
 import io
 import os
-import tempfile
+import re
+import secrets
 import zipfile
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
 
+from ._validation import InputError, InputTypeError
+
 __all__ = [
     "FITS_SUFFIXES",
+    "MissingFileError",
     "atomic_write",
+    "check_folder",
     "check_writable",
     "read_array",
     "read_cube",
     "read_estimate",
     "read_spectra",
+    "remove_stale_temporaries",
     "write_csv",
     "write_fits",
+    "write_npy",
     "write_npz",
 ]
 
@@ -41,6 +53,10 @@ FITS_SUFFIXES = (".fits", ".fit", ".fts", ".fits.gz")
 """File name endings read and written as FITS."""
 
 _NUMPY_ERRORS = (OSError, EOFError, ValueError, zipfile.BadZipFile)
+
+
+class MissingFileError(InputError, FileNotFoundError):
+    """An input file does not exist (an :class:`InputError` and a FileNotFoundError)."""
 
 
 def is_fits(path) -> bool:
@@ -56,7 +72,7 @@ def _kind(path: Path) -> str:
     for suffix in (".npy", ".npz", ".csv", ".txt"):
         if name.endswith(suffix):
             return suffix[1:]
-    raise ValueError(
+    raise InputError(
         f"{path}: unknown file type {path.suffix or '(no extension)'!r}; expected "
         "one of .csv, .fits, .npy, .npz"
     )
@@ -65,9 +81,9 @@ def _kind(path: Path) -> str:
 def _need_file(path) -> Path:
     path = Path(path)
     if not path.exists():
-        raise FileNotFoundError(f"{path}: no such file")
+        raise MissingFileError(f"{path}: no such file")
     if not path.is_file():
-        raise ValueError(f"{path}: not a regular file")
+        raise InputError(f"{path}: not a regular file")
     return path
 
 
@@ -75,7 +91,7 @@ def _astropy_fits(path: Path):
     try:
         from astropy.io import fits
     except ImportError:
-        raise ValueError(
+        raise InputError(
             f"{path}: reading or writing FITS needs astropy: "
             "pip install 'sgmca-fast[fits]'"
         ) from None
@@ -86,31 +102,31 @@ def _read_npy(path: Path) -> np.ndarray:
     try:
         return np.load(path, allow_pickle=False)
     except _NUMPY_ERRORS as exc:
-        raise ValueError(f"{path}: not a readable .npy file ({exc})") from None
+        raise InputError(f"{path}: not a readable .npy file ({exc})") from None
 
 
 def _read_npz(path: Path, key: str | None) -> np.ndarray:
     try:
         data = np.load(path, allow_pickle=False)
     except _NUMPY_ERRORS as exc:
-        raise ValueError(f"{path}: not a readable .npz archive ({exc})") from None
+        raise InputError(f"{path}: not a readable .npz archive ({exc})") from None
     if not isinstance(data, np.lib.npyio.NpzFile):
-        raise ValueError(f"{path}: not an .npz archive (it holds a single array)")
+        raise InputError(f"{path}: not an .npz archive (it holds a single array)")
     with data:
         names = sorted(data.files)
         if key is None:
             if len(names) != 1:
-                raise ValueError(
+                raise InputError(
                     f"{path}: holds {len(names)} arrays {names}; name the one to "
                     "read (key)"
                 )
             key = names[0]
         elif key not in data.files:
-            raise ValueError(f"{path}: no array named {key!r}; found {names}")
+            raise InputError(f"{path}: no array named {key!r}; found {names}")
         try:
             return data[key]
         except _NUMPY_ERRORS as exc:
-            raise ValueError(f"{path}: array {key!r} cannot be read ({exc})") from None
+            raise InputError(f"{path}: array {key!r} cannot be read ({exc})") from None
 
 
 def _read_fits(path: Path, key: str | None) -> np.ndarray:
@@ -122,30 +138,30 @@ def _read_fits(path: Path, key: str | None) -> np.ndarray:
                     hdu = hdul[int(key) if key.isdigit() else key]
                 except (KeyError, IndexError):
                     found = [h.name for h in hdul]
-                    raise ValueError(
+                    raise InputError(
                         f"{path}: no HDU named {key!r}; found {found}"
                     ) from None
             else:
                 hdu = next((h for h in hdul if h.data is not None), None)
                 if hdu is None:
-                    raise ValueError(f"{path}: no HDU holds data")
+                    raise InputError(f"{path}: no HDU holds data")
             data = hdu.data
             if data is None:
-                raise ValueError(f"{path}: HDU {key!r} holds no data")
+                raise InputError(f"{path}: HDU {key!r} holds no data")
             if getattr(data.dtype, "names", None):
-                raise ValueError(
+                raise InputError(
                     f"{path}: HDU {hdu.name!r} is a table, not an image array"
                 )
             return np.array(data)
     except (OSError, TypeError) as exc:
-        raise ValueError(f"{path}: not a readable FITS file ({exc})") from None
+        raise InputError(f"{path}: not a readable FITS file ({exc})") from None
 
 
 def _read_csv(path: Path) -> np.ndarray:
     try:
         text = path.read_text()
     except (OSError, UnicodeDecodeError) as exc:
-        raise ValueError(f"{path}: not a readable text file ({exc})") from None
+        raise InputError(f"{path}: not a readable text file ({exc})") from None
     rows = []
     for number, row in enumerate(csv.reader(io.StringIO(text)), start=1):
         cells = [c.strip() for c in row]
@@ -156,14 +172,14 @@ def _read_csv(path: Path) -> np.ndarray:
         except ValueError:
             if not rows:  # a header line
                 continue
-            raise ValueError(
+            raise InputError(
                 f"{path}: line {number} is not numeric: {','.join(cells)[:60]!r}"
             ) from None
     if not rows:
-        raise ValueError(f"{path}: holds no numeric rows")
+        raise InputError(f"{path}: holds no numeric rows")
     widths = {len(r) for r in rows}
     if len(widths) != 1:
-        raise ValueError(f"{path}: rows have different lengths {sorted(widths)}")
+        raise InputError(f"{path}: rows have different lengths {sorted(widths)}")
     return np.array(rows, dtype=np.float64)
 
 
@@ -184,9 +200,9 @@ def read_array(path, key: str | None = None) -> np.ndarray:
 
     Raises
     ------
-    FileNotFoundError
+    MissingFileError
         The file does not exist.
-    ValueError
+    InputError
         Unreadable, unknown type, non-numeric (complex, strings, objects), or NaN
         or inf values; the message names the file.
     """
@@ -195,7 +211,7 @@ def read_array(path, key: str | None = None) -> np.ndarray:
     if kind == "npy":
         value = _read_npy(path)
         if key is not None:
-            raise ValueError(f"{path}: a .npy file holds one array; key is not used")
+            raise InputError(f"{path}: a .npy file holds one array; key is not used")
     elif kind == "npz":
         value = _read_npz(path, key)
     elif kind == "fits":
@@ -204,13 +220,13 @@ def read_array(path, key: str | None = None) -> np.ndarray:
         value = _read_csv(path)
     value = np.asarray(value)
     if value.dtype.kind not in "iuf":
-        raise ValueError(f"{path}: holds {value.dtype} values, not real numbers")
+        raise InputError(f"{path}: holds {value.dtype} values, not real numbers")
     value = value.astype(np.float64, copy=False)
     if value.size == 0:
-        raise ValueError(f"{path}: the array is empty (shape {value.shape})")
+        raise InputError(f"{path}: the array is empty (shape {value.shape})")
     if not np.all(np.isfinite(value)):
         bad = int(np.count_nonzero(~np.isfinite(value)))
-        raise ValueError(f"{path}: contains {bad} NaN or inf value(s)")
+        raise InputError(f"{path}: contains {bad} NaN or inf value(s)")
     return value
 
 
@@ -234,12 +250,12 @@ def read_cube(path, key: str | None = None, channel_axis: int = 0) -> np.ndarray
     """
     cube = read_array(path, key)
     if cube.ndim not in (2, 3):
-        raise ValueError(
+        raise InputError(
             f"{path}: a cube must have 2 or 3 dimensions (channels, then pixels), "
             f"got shape {cube.shape}"
         )
     if not -cube.ndim <= channel_axis < cube.ndim:
-        raise ValueError(
+        raise InputError(
             f"{path}: channel axis {channel_axis} out of range for shape {cube.shape}"
         )
     return np.ascontiguousarray(np.moveaxis(cube, channel_axis, 0))
@@ -264,7 +280,7 @@ def read_spectra(path, key: str | None = None) -> np.ndarray:
     if spectra.ndim == 1:
         spectra = spectra[None, :]
     if spectra.ndim != 2:
-        raise ValueError(
+        raise InputError(
             f"{path}: spectra must be a 2-D (n_spectra, n_channels) array, got "
             f"shape {spectra.shape}"
         )
@@ -291,7 +307,7 @@ def read_estimate(path) -> dict[str, np.ndarray]:
     present = _member_names(path)
     missing = [k for k in keys if k not in present]
     if missing:
-        raise ValueError(
+        raise InputError(
             f"{path}: missing array(s) {missing}; found {sorted(present)} (an "
             "estimate or truth file holds A (J, I) and S (I, H, W))"
         )
@@ -300,9 +316,9 @@ def read_estimate(path) -> dict[str, np.ndarray]:
     out = {k: read_array(path, k) for k in keys}
     A, S = out["A"], out["S"]
     if A.ndim != 2:
-        raise ValueError(f"{path}: A must be 2-D (J, I), got shape {A.shape}")
+        raise InputError(f"{path}: A must be 2-D (J, I), got shape {A.shape}")
     if S.ndim not in (2, 3) or S.shape[0] != A.shape[1]:
-        raise ValueError(
+        raise InputError(
             f"{path}: S must be (I, H, W) or (I, P) with I = {A.shape[1]} (the "
             f"columns of A), got shape {S.shape}"
         )
@@ -316,44 +332,172 @@ def _member_names(path: Path) -> set[str]:
             with np.load(path, allow_pickle=False) as data:
                 return set(data.files)
         except (*_NUMPY_ERRORS, AttributeError, TypeError) as exc:
-            raise ValueError(f"{path}: not a readable .npz archive ({exc})") from None
+            raise InputError(f"{path}: not a readable .npz archive ({exc})") from None
     if kind == "fits":
         fits = _astropy_fits(path)
         try:
             with fits.open(path, memmap=False) as hdul:
                 return {h.name.upper() for h in hdul if h.name}
         except (OSError, TypeError) as exc:
-            raise ValueError(f"{path}: not a readable FITS file ({exc})") from None
-    raise ValueError(f"{path}: an estimate must be an .npz or FITS file")
+            raise InputError(f"{path}: not a readable FITS file ({exc})") from None
+    raise InputError(f"{path}: an estimate must be an .npz or FITS file")
 
 
 # ----------------------------------------------------------------------- writing
 
 
-def check_writable(paths: Sequence, force: bool = False) -> None:
-    """Refuse outputs that exist (unless ``force``) or whose folder is missing.
+def check_writable(paths: Sequence, force: bool = False, *,
+                   in_new_folder: bool = False) -> None:
+    """Refuse outputs that exist (unless ``force``) or that could not be written.
 
-    Called before any long computation so that a run fails at once.
+    Called before any long computation so that a run fails at once: each output
+    must not exist (unless ``force``) nor be a folder, its folder must exist and
+    accept a new file (tried by creating and removing one), and a FITS output
+    needs astropy.
 
     Parameters
     ----------
     paths : sequence of str or os.PathLike
     force : bool, optional
         Allow overwriting existing files.
+    in_new_folder : bool, optional
+        Folders that do not exist yet are accepted (the caller makes them, after
+        checking them with :func:`check_folder`).
+
+    Raises
+    ------
+    InputError
+        The message names the output and the problem.
     """
+    folders = []
     for p in paths:
         p = Path(p)
         if p.exists() and not force:
-            raise ValueError(f"{p}: already exists; use --force to overwrite it")
+            raise InputError(f"{p}: already exists; use --force to overwrite it")
         if p.is_dir():
-            raise ValueError(f"{p}: is a folder, not a file")
+            raise InputError(f"{p}: is a folder, not a file")
+        if is_fits(p):
+            _astropy_fits(p)
         parent = p.parent if str(p.parent) else Path(".")
         if not parent.is_dir():
-            raise FileNotFoundError(f"{parent}: output folder does not exist")
+            if in_new_folder and not parent.exists():
+                continue
+            raise MissingFileError(f"{parent}: output folder does not exist")
+        if parent not in folders:
+            folders.append(parent)
+    for folder in folders:
+        _try_writing(folder)
+
+
+def check_folder(folder) -> None:
+    """Check that an output folder exists and takes files, or can be made.
+
+    Parameters
+    ----------
+    folder : str or os.PathLike
+        The folder; when missing, its nearest existing ancestor must be a
+        folder that takes new entries. Nothing is left behind.
+
+    Raises
+    ------
+    InputError
+    """
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise InputError(f"{folder}: exists and is not a folder")
+    existing = next(p for p in (folder, *folder.parents) if p.exists() or p == Path())
+    if not existing.is_dir():
+        raise InputError(f"{existing}: is not a folder, so {folder} cannot be made")
+    _try_writing(existing)
+
+
+def _try_writing(folder: Path) -> None:
+    """Create and remove a temporary file in ``folder``, or raise InputError.
+
+    Permission bits, read-only file systems and special folders all show this
+    way, for any user (root included, whom ``os.access`` answers yes).
+    """
+    probe = _temp_name(folder / ".sgmca-fast-write-check")
+    try:
+        try:
+            os.close(os.open(probe, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+        finally:  # also when interrupted just after the creation
+            _remove(probe)
+    except OSError as exc:
+        raise InputError(
+            f"{folder}: cannot write files in this folder ({exc.strerror or exc})"
+        ) from None
+
+
+def _remove(path: Path) -> None:
+    try:
+        os.unlink(path)
+    except OSError:  # never made, or already gone
+        pass
+
+
+def _temp_suffix(path: Path) -> str:
+    # writers such as astropy pick compression from the name: keep its ending
+    return "".join(path.suffixes[-2:]) if is_fits(path) else path.suffix
+
+
+def _temp_name(path: Path) -> Path:
+    """``.NAME.tmp-PID-XXXXXXXX`` + NAME's suffix, in the folder of ``path``."""
+    token = secrets.token_hex(4)
+    return path.with_name(
+        f".{path.name}.tmp-{os.getpid()}-{token}{_temp_suffix(path)}"
+    )
+
+
+def _pid_running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError):  # another user's process
+        return True
+    return True
+
+
+def remove_stale_temporaries(path) -> list[Path]:
+    """Remove the temporary files of ``path`` left by processes no longer running.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        An output file.
+
+    Returns
+    -------
+    removed : list of pathlib.Path
+    """
+    path = Path(path)
+    folder = path.parent if str(path.parent) else Path(".")
+    if os.name != "posix" or not folder.is_dir():
+        return []  # os.kill(pid, 0) tests a PID only on POSIX
+    pattern = re.compile(
+        re.escape(f".{path.name}.tmp-") + r"(\d+)-[0-9a-f]{8}"
+        + re.escape(_temp_suffix(path)) + r"\Z"
+    )
+    removed = []
+    for entry in os.scandir(folder):
+        match = pattern.match(entry.name)
+        if match and int(match[1]) != os.getpid() and not _pid_running(int(match[1])):
+            try:
+                os.unlink(entry.path)
+            except FileNotFoundError:
+                continue
+            removed.append(Path(entry.path))
+    return removed
 
 
 def atomic_write(path, write: Callable[[str], None], force: bool = False) -> Path:
     """Write a file through a temporary name in the same folder, then rename it.
+
+    The temporary file is created inside the ``try`` whose handler removes it, so
+    that an interrupt (SIGINT, or SIGTERM turned into an exception by the command
+    line) at any moment leaves nothing behind; temporary files of the same output
+    left by killed processes are removed first.
 
     Parameters
     ----------
@@ -367,30 +511,31 @@ def atomic_write(path, write: Callable[[str], None], force: bool = False) -> Pat
     Returns
     -------
     path : pathlib.Path
+
+    Raises
+    ------
+    InputError
+        The output exists (without ``force``) or cannot be written; the message
+        names it.
     """
     path = Path(path)
     check_writable([path], force)
-    suffix = "".join(path.suffixes[-2:]) if is_fits(path) else path.suffix
-    fd, tmp = tempfile.mkstemp(
-        prefix=f".{path.name}.", suffix=f".tmp{suffix}", dir=path.parent
-    )
-    os.close(fd)
+    remove_stale_temporaries(path)
+    tmp = _temp_name(path)
     try:
-        write(tmp)
-        # mkstemp makes the file private (0600); give it the usual permissions
-        os.chmod(tmp, 0o666 & ~_umask())
+        # the name is known before the file exists, so the handler below can
+        # remove it whenever the interrupt comes; umask gives the usual mode
+        os.close(os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))
+        write(os.fspath(tmp))
         os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    except BaseException as exc:
+        _remove(tmp)
+        if isinstance(exc, OSError) and not isinstance(exc, InputError):
+            raise InputError(
+                f"{path}: cannot be written ({exc.strerror or exc})"
+            ) from exc
         raise
     return path
-
-
-def _umask() -> int:
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
 
 
 def _check_arrays(arrays: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -398,9 +543,36 @@ def _check_arrays(arrays: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
     for name, value in arrays.items():
         value = np.asarray(value)
         if value.dtype.kind == "O":
-            raise TypeError(f"array {name!r} has dtype object, which is not written")
+            raise InputTypeError(
+                f"array {name!r} has dtype object, which is not written"
+            )
         out[str(name)] = value
     return out
+
+
+def write_npy(path, array, force: bool = False) -> Path:
+    """Write one numeric array as ``.npy``, atomically.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        Output file (``.npy``).
+    array : array_like
+        Numeric array (read back with :func:`read_array`).
+    force : bool, optional
+        Replace an existing file.
+
+    Returns
+    -------
+    path : pathlib.Path
+    """
+    array = _check_arrays({"array": array})["array"]
+
+    def write(tmp):
+        with open(tmp, "wb") as fh:
+            np.save(fh, array, allow_pickle=False)
+
+    return atomic_write(path, write, force)
 
 
 def write_npz(path, arrays: Mapping[str, np.ndarray], force: bool = False) -> Path:
@@ -453,7 +625,9 @@ def write_fits(path, arrays: Mapping[str, np.ndarray], force: bool = False) -> P
     hdus = []
     for i, (name, value) in enumerate(arrays.items()):
         if value.dtype.kind not in "iuf":
-            raise TypeError(f"array {name!r} of dtype {value.dtype} cannot go to FITS")
+            raise InputTypeError(
+                f"array {name!r} of dtype {value.dtype} cannot go to FITS"
+            )
         cls = fits.PrimaryHDU if i == 0 else fits.ImageHDU
         hdu = cls(data=np.asarray(value, dtype=np.float64))
         hdu.header["EXTNAME"] = name.upper()
@@ -488,9 +662,9 @@ def write_csv(
     """
     A = np.asarray(A, dtype=np.float64)
     if A.ndim != 2:
-        raise ValueError(f"a CSV matrix must be 2-D, got shape {A.shape}")
+        raise InputError(f"a CSV matrix must be 2-D, got shape {A.shape}")
     if header is not None and len(header) != A.shape[1]:
-        raise ValueError(f"got {len(header)} column names for {A.shape[1]} columns")
+        raise InputError(f"got {len(header)} column names for {A.shape[1]} columns")
 
     def write(tmp):
         with open(tmp, "w", newline="") as fh:

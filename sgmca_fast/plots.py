@@ -21,6 +21,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from . import _io
+from ._validation import InputError
 from .metrics import match
 
 __all__ = ["align", "plot_history", "plot_sources", "plot_spectra"]
@@ -100,7 +101,7 @@ def _names(names, n):
         return [f"source {i}" for i in range(n)]
     names = [str(v) for v in names]
     if len(names) != n:
-        raise ValueError(f"got {len(names)} names for {n} sources")
+        raise InputError(f"got {len(names)} names for {n} sources")
     return names
 
 
@@ -149,7 +150,7 @@ def plot_spectra(
     else:
         x, xlabel = np.asarray(energy, dtype=np.float64), "energy (keV)"
         if x.shape != (n_ch,):
-            raise ValueError(f"energy must have shape ({n_ch},), got {x.shape}")
+            raise InputError(f"energy must have shape ({n_ch},), got {x.shape}")
     truth = None if A0 is None else np.asarray(A0, dtype=np.float64)
     rows = 2 if truth is not None else 1
     fig = _figure(3.0 * n_src + 0.6, 2.6 * rows + 0.6)
@@ -271,14 +272,14 @@ def plot_sources(
 
     S = np.asarray(S, dtype=np.float64)
     if S.ndim != 3:
-        raise ValueError(f"S must be (I, H, W) images, got shape {S.shape}")
+        raise InputError(f"S must be (I, H, W) images, got shape {S.shape}")
     if A is not None:
         _, S = align(A, S, A0)
     n_src = S.shape[0]
     names = _names(names, n_src)
     truth = None if S0 is None else np.asarray(S0, dtype=np.float64)
     if truth is not None and truth.shape != S.shape:
-        raise ValueError(f"S0 has shape {truth.shape}, S has {S.shape}")
+        raise InputError(f"S0 has shape {truth.shape}, S has {S.shape}")
     rows = [("estimate", S)]
     if truth is not None:
         rows = [("truth", truth), ("estimate", S), ("|error|", np.abs(S - truth))]

@@ -11,6 +11,7 @@ PUBLIC_MODULES = [
     "sgmca_fast.iae",
     "sgmca_fast.metrics",
     "sgmca_fast.starlet",
+    "sgmca_fast.workflows",
 ]
 
 
@@ -53,3 +54,31 @@ def test_importing_the_package_does_not_import_optional_extras(tmp_path):
     out = subprocess.run([sys.executable, "-c", code], capture_output=True,
                          text=True, check=True, cwd=tmp_path)
     assert out.stdout.strip() == ""
+
+
+def test_importing_the_package_is_light(tmp_path):
+    # the command line installs its signal handlers after this import and before
+    # the heavy ones, so that an interrupt meanwhile ends in one line
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, sgmca_fast, sgmca_fast.cli; "
+        "print(','.join(m for m in ('numpy', 'numba', 'scipy', 'onnxruntime') "
+        "if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True,
+                         text=True, check=True, cwd=tmp_path)
+    assert out.stdout.strip() == ""
+
+
+def test_lazy_names_behave_like_imports():
+    import sgmca_fast
+    from sgmca_fast import separate
+    from sgmca_fast._solver import separate as defined
+
+    assert separate is defined
+    assert set(sgmca_fast.__all__) <= set(dir(sgmca_fast))
+    assert sgmca_fast.metrics.__name__ == "sgmca_fast.metrics"
+    with pytest.raises(AttributeError, match="no attribute 'nothing'"):
+        sgmca_fast.nothing  # noqa: B018
