@@ -304,7 +304,7 @@ def read_estimate(path) -> dict[str, np.ndarray]:
     """
     path = _need_file(path)
     keys = ["A", "S"]
-    present = _member_names(path)
+    present = member_names(path)
     missing = [k for k in keys if k not in present]
     if missing:
         raise InputError(
@@ -325,7 +325,8 @@ def read_estimate(path) -> dict[str, np.ndarray]:
     return out
 
 
-def _member_names(path: Path) -> set[str]:
+def member_names(path: Path) -> set[str]:
+    """Names of the arrays in an ``.npz`` archive, or of the HDUs of a FITS file."""
     kind = _kind(path)
     if kind == "npz":
         try:

@@ -66,7 +66,7 @@ def _read_npz(path: Path, keys: Sequence[str], optional: Sequence[str] = ()):
     if not path.is_file():
         raise FileNotFoundError(f"missing file {path}")
     try:
-        found = _io._member_names(path)
+        found = _io.member_names(path)
     except ValueError as exc:
         raise InputError(str(exc)) from None
     missing = [key for key in keys if key not in found]
