@@ -414,17 +414,15 @@ class Cube:
         Returns
         -------
         (J, H, W) or (J, P) bool ndarray, or None
-            None when no voxel is missing (nothing is allocated beyond one block
-            of channels at a time then).
+            None when no voxel is missing. Memory beyond the result: one block
+            of channels and one count per pixel.
 
         Raises
         ------
         InputError
             On infinite data or invalid variance (see :class:`Cube`).
         """
-        out = np.zeros(self.data.shape, dtype=bool)
-        summary = _scan(self, out)
-        return out if summary.n_missing else None
+        return _scan(self, store=True)[1]
 
     def check(self) -> MissingSummary:
         """Check the values in one streamed pass and count the missing voxels.
@@ -441,7 +439,7 @@ class Cube:
         InputError
             On infinite data or invalid variance (see :class:`Cube`).
         """
-        return _scan(self, None)
+        return _scan(self)[0]
 
 
 def _checked_data(data, name):
@@ -491,13 +489,15 @@ def _scan_block(cube, j0, j1, dead_variance):
     """Flag the missing voxels of channels j0:j1; raise on inf data or bad variance."""
     d = np.asarray(cube.data[j0:j1])
     if d.dtype.kind == "f":
-        miss = np.isnan(d)
-        inf = np.isinf(d)
-        if inf.any():
-            raise InputError(
-                f"{cube._name('data')} holds {int(inf.sum())} infinite voxel(s) in "
-                f"channels {j0}-{j1 - 1} (first at {_first(inf, d.shape, j0)}); "
-                "inf is an error (NaN voxels are treated as missing)")
+        miss = ~np.isfinite(d)  # the fast test; NaN and inf are told apart below
+        if miss.any():
+            inf = miss & ~np.isnan(d)
+            if inf.any():
+                raise InputError(
+                    f"{cube._name('data')} holds {int(inf.sum())} infinite voxel(s) "
+                    f"in channels {j0}-{j1 - 1} (first at "
+                    f"{_first(inf, d.shape, j0)}); inf is an error (NaN voxels are "
+                    "treated as missing)")
     else:
         miss = np.zeros(d.shape, dtype=bool)
     if cube.mask is not None:
@@ -507,19 +507,30 @@ def _scan_block(cube, j0, j1, dead_variance):
     elif cube.variance is not None:
         v = np.asarray(cube.variance[j0:j1])
         if v.dtype.kind == "f":
-            miss |= np.isnan(v) | np.isposinf(v)
-        bad = (v < 0) | ((v == 0) & ~miss)
-        if bad.any():
-            raise InputError(
-                f"{cube._name('variance')} must be positive where data is present, "
-                f"got {int(bad.sum())} voxel(s) <= 0 (first at "
-                f"{_first(bad, d.shape, j0)}); a zero variance is an infinite "
-                "weight: mark such voxels missing (NaN or mask) instead")
+            unknown = ~np.isfinite(v)
+            if unknown.any():  # NaN or +inf: no information; -inf fails below
+                miss |= unknown & ~np.isneginf(v)
+        low = v <= 0
+        if low.any():
+            bad = low & ((v < 0) | ~miss)
+            if bad.any():
+                raise InputError(
+                    f"{cube._name('variance')} must be positive where data is "
+                    f"present, got {int(bad.sum())} voxel(s) <= 0 (first at "
+                    f"{_first(bad, d.shape, j0)}); a zero variance is an infinite "
+                    "weight: mark such voxels missing (NaN or mask) instead")
     return miss
 
 
-def _scan(cube, out):
-    """One pass over blocks of channels: check values, count (and store) missing."""
+def _scan(cube, store=False):
+    """Check values and count missing voxels in one pass over blocks of channels.
+
+    Returns the :class:`MissingSummary` and, with ``store``, the missing voxels
+    (None when there are none). That array is allocated zeroed at the first block
+    with a missing voxel and written only in such blocks, so the pages of the
+    complete blocks are never touched.
+    """
+    out = None
     J, P = cube.n_channels, cube.n_pixels
     dead_variance = None
     if cube.variance is not None and cube.variance.ndim == 1:
@@ -532,13 +543,16 @@ def _scan(cube, out):
         j1 = min(J, j0 + step)
         miss = _scan_block(cube, j0, j1, dead_variance)
         flat = miss.reshape(j1 - j0, P)
-        per_channel[j0:j1] = flat.sum(axis=1)
-        per_pixel += flat.sum(axis=0)
-        if out is not None:
+        per_channel[j0:j1] = np.count_nonzero(flat, axis=1)
+        if per_channel[j0:j1].any():
+            per_pixel += np.count_nonzero(flat, axis=0)
+        if store and per_channel[j0:j1].any():
+            if out is None:
+                out = np.zeros(cube.data.shape, dtype=bool)
             out[j0:j1] = miss
     dead = np.flatnonzero(per_channel == P)
     empty = int(np.count_nonzero(per_pixel == J))
     n_missing = int(per_channel.sum())
     covered = dead.size * P + empty * J - dead.size * empty
     return MissingSummary(J, P, n_missing, tuple(int(j) for j in dead), empty,
-                          n_missing - covered)
+                          n_missing - covered), out

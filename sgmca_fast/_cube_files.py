@@ -58,7 +58,12 @@ def _squeeze(data, ndim):
 
 
 def _hdu_list_text(hdul):
-    return ", ".join(f"{i} {h.name or '(no name)'} {h.shape}"
+    def what(h):
+        if not h.is_image:
+            return "table"
+        return str(h.shape) if h.shape else "no data"
+
+    return ", ".join(f"{i} {h.name or '(no name)'} {what(h)}"
                      for i, h in enumerate(hdul))
 
 

@@ -273,10 +273,15 @@ def test_zero_variance_is_allowed_only_on_missing_voxels(tmp_path):
     data[3, 4, 5] = np.nan
     var[3, 4, 5] = 0.0
     var[0, 0, 0] = np.nan  # no information: missing
+    var[6, 0, 1] = np.inf  # infinite noise: missing too
     path = write_file(tmp_path / "c.fits", data, cube_header(),
                       extensions=[("VARIANCE", var)])
-    expected = np.isnan(data) | np.isnan(var)
+    expected = np.isnan(data) | ~np.isfinite(var)
     np.testing.assert_array_equal(read_fits_cube(path).missing(), expected)
+    var[2, 2, 2] = -np.inf
+    with pytest.raises(ValueError, match=r"1 voxel\(s\) <= 0 \(first at channel 2, "
+                       r"pixel \(2, 2\)\)"):
+        Cube.from_array(data, variance=var).check()
 
 
 @pytest.mark.parametrize(
