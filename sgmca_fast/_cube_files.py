@@ -16,6 +16,7 @@ import numpy as np
 from ._cube import _QUANTITIES, Cube, SpectralAxis, _quiet_wcs
 from ._io import atomic_write
 from ._validation import InputError
+from ._version import __version__
 
 __all__ = ["read_fits_cube", "read_spectra_csv", "write_fits_sources",
            "write_spectra_csv"]
@@ -199,7 +200,7 @@ def read_fits_cube(path, ext=None, variance_ext="auto", dq_ext="auto",
         if dq_ext is not None:
             where = (_find_extension(hdul, index, _DQ_NAMES) if dq_ext == "auto"
                      else _index_of(hdul, dq_ext, "mask ", path))
-            if where is not None:
+            if where is not None and hdul[where].data is not None:
                 mask = _squeeze(hdul[where].data, 3)
                 mask_source = f"{hdul[where].name} extension (HDU {where}), nonzero"
     notes = []
@@ -221,8 +222,6 @@ def read_fits_cube(path, ext=None, variance_ext="auto", dq_ext="auto",
 
 
 def _history_lines(parameters, history):
-    from . import __version__
-
     lines = [f"sgmca-fast {__version__}"]
     lines += [str(line) for line in history]
     for name, value in (parameters or {}).items():
