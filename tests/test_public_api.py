@@ -7,6 +7,7 @@ import pytest
 PUBLIC_MODULES = [
     "sgmca_fast",
     "sgmca_fast.baselines",
+    "sgmca_fast.cube",
     "sgmca_fast.datasets",
     "sgmca_fast.iae",
     "sgmca_fast.metrics",
