@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 from sgmca_fast import __version__
+from sgmca_fast._validation import InputError
 from sgmca_fast.cube import (
     Cube,
     SpectralAxis,
@@ -463,7 +464,8 @@ def test_failed_write_leaves_nothing(tmp_path, monkeypatch):
         raise OSError("disk full")
 
     monkeypatch.setattr(fits.HDUList, "writeto", broken)
-    with pytest.raises(OSError, match="disk full"):
+    # _io reports a failed write as bad input, naming the file and the OS error.
+    with pytest.raises(InputError, match="m.fits: cannot be written .disk full"):
         write_fits_sources(tmp_path / "m.fits", np.ones((2, 3, 3)))
     assert list(tmp_path.iterdir()) == []
 
