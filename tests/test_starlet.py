@@ -166,3 +166,16 @@ def test_c_api_from_plain_c(tmp_path):
     x = np.sin(0.37 * np.arange(h * w)) + 0.01 * np.arange(h * w)
     ref = direct_starlet(x.reshape(h, w), 3)[0, h // 2, w // 2]
     assert abs(float(centre) - ref) < 1e-12
+
+
+@pytest.mark.parametrize(
+    ("n", "error", "match"),
+    [(0, InputError, "n must be at least 1, got 0"),
+     (2.0, TypeError, "n must be an integer, got 2.0"),
+     (True, TypeError, "n must be an integer, got True")],
+)
+def test_set_num_threads_refuses(n, error, match):
+    before = get_num_threads()
+    with pytest.raises(error, match=match):
+        set_num_threads(n)
+    assert get_num_threads() == before
