@@ -98,6 +98,24 @@ def _select(a, n, k):
 
 
 @njit(cache=True, fastmath=_FASTMATH)
+def _select_pair(a, n, k, need_below):
+    """Order statistics k - 1 and k of ``a[:n]`` by quickselect, in place.
+
+    Returns ``(below, at)``: ``at`` the k-th smallest (0-based) and ``below`` the
+    (k - 1)-th when ``need_below`` (then k >= 1), else ``at`` again.
+    """
+    at = _select(a, n, k)
+    below = at
+    if need_below:
+        # after the selection a[:k] holds the k smallest: below is their maximum
+        below = a[0]
+        for p in range(1, k):
+            if a[p] > below:
+                below = a[p]
+    return below, at
+
+
+@njit(cache=True, fastmath=_FASTMATH)
 def _fill(row, mode, center, buf):
     """Write the values to select from into ``buf``.
 
@@ -155,15 +173,7 @@ def _bracketed(buf, n, k, need_below, sample):
     first = k - 1 if need_below else k
     if n_below > first or k >= n_below + n_in:
         return False, 0.0, 0.0
-    kk = k - n_below
-    at = _select(buf, n_in, kk)
-    below = at
-    if need_below:
-        # buf[:kk] holds the kk smallest of the bracket, kk >= 1 here
-        below = buf[0]
-        for p in range(1, kk):
-            if buf[p] > below:
-                below = buf[p]
+    below, at = _select_pair(buf, n_in, k - n_below, need_below)
     return True, below, at
 
 
@@ -182,14 +192,7 @@ def _order_stat(row, mode, center, k, need_below, buf, sample):
         if ok:
             return below, at
         _fill(row, mode, center, buf)
-    at = _select(buf, n, k)
-    below = at
-    if need_below:
-        below = buf[0]
-        for p in range(1, k):
-            if buf[p] > below:
-                below = buf[p]
-    return below, at
+    return _select_pair(buf, n, k, need_below)
 
 
 @njit(cache=True, fastmath=_FASTMATH)
@@ -409,6 +412,14 @@ def _as_float2d(value, name):
     return np.ascontiguousarray(arr)
 
 
+def _pixel_rows(x):
+    """``x`` as float64 C-contiguous (R, P) rows with at least one pixel."""
+    x = _as_float2d(x, "x")
+    if x.shape[1] < 1:
+        raise InputError(f"x must have at least one column, got shape {x.shape}")
+    return x
+
+
 def _as_rows(value, name, n_rows):
     """Float64 (R,) array from a scalar or a length-R vector."""
     arr = real_array(value, name, finite=False)
@@ -472,9 +483,7 @@ def mad_std(x, out=None):
     -----
     docs/algorithm.md, section 2; the authors' code divides by 0.6735.
     """
-    x = _as_float2d(x, "x")
-    if x.shape[1] < 1:
-        raise InputError(f"x must have at least one column, got shape {x.shape}")
+    x = _pixel_rows(x)
     out = _check_out(out, (x.shape[0],))
     _mad_std(x, _use_threads(), out)
     return out
@@ -500,17 +509,15 @@ def support_thresholds(x, thr, fraction, min_count=5, out=None):
     min_count : int, optional
         Minimum kval, >= 1.
     out : (R,) ndarray of float64, optional
-        Output buffer.
+        Where to write the new thresholds.
 
     Returns
     -------
     thr_new : (R,) ndarray of float64
-        ``out`` if given.
+        The new threshold of each row (the array ``out`` when it is given).
     """
-    x = _as_float2d(x, "x")
-    n_rows, n_pix = x.shape
-    if n_pix < 1:
-        raise InputError(f"x must have at least one column, got shape {x.shape}")
+    x = _pixel_rows(x)
+    n_rows = x.shape[0]
     thr = _as_rows(thr, "thr", n_rows)
     fraction = real(fraction, "fraction", low=0.0)
     min_count = integer(min_count, "min_count", minimum=1)
