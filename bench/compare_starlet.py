@@ -9,15 +9,13 @@ allocates its result) is the memory-bandwidth floor.
 """
 
 import argparse
-import platform
-import sys
 import time
 
+import _common  # bench/_common.py: this script's folder is first on the path
 import numpy as np
 import scipy
 from scipy.ndimage import convolve1d
 
-import sgmca_fast
 from sgmca_fast import set_num_threads, starlet
 
 
@@ -78,10 +76,8 @@ def main(argv=None):
     parser.add_argument("--shape", type=int, nargs=3, default=[75, 346, 346])
     args = parser.parse_args(argv)
     set_num_threads(args.threads)
-    print(f"command: python {' '.join(sys.argv)}")
-    print(f"sgmca-fast {sgmca_fast.__version__}, numpy {np.__version__}, "
-          f"scipy {scipy.__version__}, Python {platform.python_version()}, "
-          f"{platform.machine()}")
+    _common.print_header()
+    print(f"scipy {scipy.__version__}")
     x = np.random.default_rng(0).standard_normal(tuple(args.shape))
     n = args.nscales
     # The floor allocates its result, as forward does: a fresh copy of that size.

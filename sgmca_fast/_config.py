@@ -2,6 +2,8 @@
 
 import os
 
+from ._validation import integer
+
 __all__ = ["get_num_threads", "set_num_threads"]
 
 _ENV_VAR = "SGMCA_FAST_NUM_THREADS"
@@ -53,9 +55,4 @@ def set_num_threads(n: int) -> None:
         A positive thread count; it applies to calls made after this one.
     """
     global _num_threads
-    if isinstance(n, bool) or not isinstance(n, (int,)) and not hasattr(n, "__index__"):
-        raise TypeError(f"n must be an integer, got {type(n).__name__}")
-    n = int(n)
-    if n < 1:
-        raise ValueError(f"n must be a positive thread count, got {n}")
-    _num_threads = n
+    _num_threads = integer(n, "n", minimum=1)

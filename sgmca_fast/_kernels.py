@@ -18,6 +18,14 @@ import numpy as np
 from numba import njit, prange
 
 from ._config import get_num_threads
+from ._validation import (
+    InputError,
+    InputTypeError,
+    boolean,
+    integer,
+    real,
+    real_array,
+)
 
 __all__ = [
     "mad_std",
@@ -90,6 +98,24 @@ def _select(a, n, k):
 
 
 @njit(cache=True, fastmath=_FASTMATH)
+def _select_pair(a, n, k, need_below):
+    """Order statistics k - 1 and k of ``a[:n]`` by quickselect, in place.
+
+    Returns ``(below, at)``: ``at`` the k-th smallest (0-based) and ``below`` the
+    (k - 1)-th when ``need_below`` (then k >= 1), else ``at`` again.
+    """
+    at = _select(a, n, k)
+    below = at
+    if need_below:
+        # after the selection a[:k] holds the k smallest: below is their maximum
+        below = a[0]
+        for p in range(1, k):
+            if a[p] > below:
+                below = a[p]
+    return below, at
+
+
+@njit(cache=True, fastmath=_FASTMATH)
 def _fill(row, mode, center, buf):
     """Write the values to select from into ``buf``.
 
@@ -147,15 +173,7 @@ def _bracketed(buf, n, k, need_below, sample):
     first = k - 1 if need_below else k
     if n_below > first or k >= n_below + n_in:
         return False, 0.0, 0.0
-    kk = k - n_below
-    at = _select(buf, n_in, kk)
-    below = at
-    if need_below:
-        # buf[:kk] holds the kk smallest of the bracket, kk >= 1 here
-        below = buf[0]
-        for p in range(1, kk):
-            if buf[p] > below:
-                below = buf[p]
+    below, at = _select_pair(buf, n_in, k - n_below, need_below)
     return True, below, at
 
 
@@ -174,14 +192,7 @@ def _order_stat(row, mode, center, k, need_below, buf, sample):
         if ok:
             return below, at
         _fill(row, mode, center, buf)
-    at = _select(buf, n, k)
-    below = at
-    if need_below:
-        below = buf[0]
-        for p in range(1, k):
-            if buf[p] > below:
-                below = buf[p]
-    return below, at
+    return _select_pair(buf, n, k, need_below)
 
 
 @njit(cache=True, fastmath=_FASTMATH)
@@ -397,46 +408,52 @@ def _use_threads():
 
 def _as_float2d(value, name):
     """Float64 C-contiguous (R, P) copy or view of ``value``."""
-    arr = np.asarray(value)
-    if arr.dtype.kind not in "biuf":
-        raise TypeError(f"{name} must be a real numeric array, got dtype {arr.dtype}")
-    if arr.ndim != 2:
-        raise ValueError(
-            f"{name} must be 2-D (rows, pixels), got {arr.ndim}-D with shape "
-            f"{arr.shape}"
-        )
-    return np.ascontiguousarray(arr, dtype=np.float64)
+    arr = real_array(value, name, ndim=2, finite=False, shape_text="2-D (rows, pixels)")
+    return np.ascontiguousarray(arr)
+
+
+def _pixel_rows(x):
+    """``x`` as float64 C-contiguous (R, P) rows with at least one pixel."""
+    x = _as_float2d(x, "x")
+    if x.shape[1] < 1:
+        raise InputError(f"x must have at least one column, got shape {x.shape}")
+    return x
 
 
 def _as_rows(value, name, n_rows):
     """Float64 (R,) array from a scalar or a length-R vector."""
-    arr = np.asarray(value)
-    if arr.dtype.kind not in "biuf":
-        raise TypeError(
-            f"{name} must be a real number or a real array, got dtype {arr.dtype}"
-        )
+    arr = real_array(value, name, finite=False)
     if arr.ndim == 0:
         return np.full(n_rows, float(arr))
     if arr.shape != (n_rows,):
-        raise ValueError(
+        raise InputError(
             f"{name} must be a scalar or have shape ({n_rows},) (one value per "
             f"row of x), got shape {arr.shape}"
         )
-    return np.ascontiguousarray(arr, dtype=np.float64)
+    return np.ascontiguousarray(arr)
+
+
+def _writeable_float64(arr, name, why=""):
+    """Check that ``arr`` is a float64 C-contiguous writeable ndarray (a buffer).
+
+    A buffer the kernel writes into cannot be converted, only refused: ``why``
+    says so in the messages (e.g. ``" (modified in place)"``).
+    """
+    if not isinstance(arr, np.ndarray):
+        raise InputTypeError(f"{name} must be a numpy array, got {type(arr).__name__}")
+    if arr.dtype != np.float64:
+        raise InputTypeError(f"{name} must have dtype float64{why}, got {arr.dtype}")
+    if not arr.flags.c_contiguous or not arr.flags.writeable:
+        raise InputError(f"{name} must be a writeable C-contiguous array{why}")
 
 
 def _check_out(out, shape):
     """Return ``out`` (or a new buffer) after checking it can be written."""
     if out is None:
         return np.empty(shape)
-    if not isinstance(out, np.ndarray):
-        raise TypeError(f"out must be a numpy array, got {type(out).__name__}")
-    if out.dtype != np.float64:
-        raise TypeError(f"out must have dtype float64, got {out.dtype}")
+    _writeable_float64(out, "out")
     if out.shape != shape:
-        raise ValueError(f"out must have shape {shape}, got {out.shape}")
-    if not out.flags.c_contiguous or not out.flags.writeable:
-        raise ValueError("out must be a writeable C-contiguous array")
+        raise InputError(f"out must have shape {shape}, got {out.shape}")
     return out
 
 
@@ -464,11 +481,9 @@ def mad_std(x, out=None):
 
     Notes
     -----
-    ALGORITHM.md section 2; the authors' code divides by 0.6735.
+    docs/algorithm.md, section 2; the authors' code divides by 0.6735.
     """
-    x = _as_float2d(x, "x")
-    if x.shape[1] < 1:
-        raise ValueError(f"x must have at least one column, got shape {x.shape}")
+    x = _pixel_rows(x)
     out = _check_out(out, (x.shape[0],))
     _mad_std(x, _use_threads(), out)
     return out
@@ -494,30 +509,18 @@ def support_thresholds(x, thr, fraction, min_count=5, out=None):
     min_count : int, optional
         Minimum kval, >= 1.
     out : (R,) ndarray of float64, optional
-        Output buffer.
+        Where to write the new thresholds.
 
     Returns
     -------
     thr_new : (R,) ndarray of float64
-        ``out`` if given.
+        The new threshold of each row (the array ``out`` when it is given).
     """
-    x = _as_float2d(x, "x")
-    n_rows, n_pix = x.shape
-    if n_pix < 1:
-        raise ValueError(f"x must have at least one column, got shape {x.shape}")
+    x = _pixel_rows(x)
+    n_rows = x.shape[0]
     thr = _as_rows(thr, "thr", n_rows)
-    if isinstance(fraction, bool) or not isinstance(fraction, (int, float, np.number)):
-        raise TypeError(
-            f"fraction must be a real number, got {type(fraction).__name__}"
-        )
-    fraction = float(fraction)
-    if not (np.isfinite(fraction) and fraction >= 0.0):
-        raise ValueError(f"fraction must be finite and >= 0, got {fraction}")
-    if isinstance(min_count, bool) or not isinstance(min_count, (int, np.integer)):
-        raise TypeError(f"min_count must be an integer, got {type(min_count).__name__}")
-    min_count = int(min_count)
-    if min_count < 1:
-        raise ValueError(f"min_count must be >= 1, got {min_count}")
+    fraction = real(fraction, "fraction", low=0.0)
+    min_count = integer(min_count, "min_count", minimum=1)
     out = _check_out(out, (n_rows,))
     _support_thresholds(x, thr, fraction, min_count, _use_threads(), out)
     return out
@@ -556,30 +559,29 @@ def threshold(x, thr, *, prev=None, kstd=None, hard=False, out=None):
     n_rows = x.shape[0]
     thr = _as_rows(thr, "thr", n_rows)
     if np.any(thr < 0):
-        raise ValueError(f"thr must be >= 0, got minimum {thr.min()}")
+        raise InputError(f"thr must be >= 0, got minimum {thr.min()}")
     if (prev is None) != (kstd is None):
-        raise ValueError(
+        raise InputError(
             "prev and kstd must be given together (reweighting) or both omitted, "
             f"got prev={'None' if prev is None else 'array'} and "
             f"kstd={'None' if kstd is None else 'array'}"
         )
-    if not isinstance(hard, (bool, np.bool_)):
-        raise TypeError(f"hard must be a bool, got {type(hard).__name__}")
+    hard = boolean(hard, "hard")
     reweight = prev is not None
     if reweight:
         prev = _as_float2d(prev, "prev")
         if prev.shape != x.shape:
-            raise ValueError(
+            raise InputError(
                 f"prev must have the shape of x {x.shape}, got {prev.shape}"
             )
         kstd = _as_rows(kstd, "kstd", n_rows)
         if np.any(kstd < 0):
-            raise ValueError(f"kstd must be >= 0, got minimum {kstd.min()}")
+            raise InputError(f"kstd must be >= 0, got minimum {kstd.min()}")
     else:
         prev, kstd = x, thr  # not read by the kernel
     out = _check_out(out, x.shape)
     _use_threads()
-    _threshold(x, thr, prev, kstd, reweight, bool(hard), out)
+    _threshold(x, thr, prev, kstd, reweight, hard, out)
     return out
 
 
@@ -600,19 +602,12 @@ def nonneg_sources(w):
     w : (I, nplanes, P) ndarray of float64
         The same array.
     """
-    if not isinstance(w, np.ndarray):
-        raise TypeError(f"w must be a numpy array, got {type(w).__name__}")
-    if w.dtype != np.float64:
-        raise TypeError(
-            f"w must have dtype float64 (it is modified in place), got {w.dtype}"
-        )
+    _writeable_float64(w, "w", why=" (it is modified in place)")
     if w.ndim != 3:
-        raise ValueError(
+        raise InputError(
             f"w must be 3-D (sources, planes, pixels), got {w.ndim}-D with shape "
             f"{w.shape}"
         )
-    if not w.flags.c_contiguous or not w.flags.writeable:
-        raise ValueError("w must be a writeable C-contiguous array (modified in place)")
     if w.size:  # the kernel reads plane 0
         _nonneg_sources(w, _NONNEG_BLOCK, _use_threads())
     return w
@@ -634,7 +629,7 @@ def relative_change(new, old):
     new = _as_float2d(new, "new")
     old = _as_float2d(old, "old")
     if old.shape != new.shape:
-        raise ValueError(
+        raise InputError(
             f"old must have the shape of new {new.shape}, got {old.shape}"
         )
     sums = np.empty((new.shape[0], 2))

@@ -17,9 +17,19 @@ so that numbers compare with the paper, with two documented departures:
 Angles are computed as ``2 atan2(||u - v||, ||u + v||)`` for unit vectors u, v:
 mathematically equal to ``arccos(clip(<u, v>, -1, 1))`` but accurate for tiny
 angles, where the arccos of a cosine rounded to 1 loses half the digits.
+
+Every metric is invariant to the scale of each array it takes. Each array is
+first multiplied by a power of two that brings its largest entry near 1 (exact,
+so ordinary data keep their results bit for bit), and every tolerance is
+relative: data of any finite float64 magnitude, 1e-300 or 1e300, give the same
+numbers. See docs/algorithm.md, section 6.
 """
 
+import math
+
 import numpy as np
+
+from ._validation import InputError, real_array
 
 __all__ = ["bss_eval", "evaluate", "match", "sad"]
 
@@ -30,7 +40,9 @@ MIN_ANGLE = 1e-12
 # Relative eigenvalue below which a direction of the noise Gram matrix is dropped.
 _GRAM_CUTOFF = 1e-12
 
-# Columns and rows are normalised by max(norm, _TINY_NORM), as the authors do.
+# Columns and rows are normalised by max(norm, _TINY_NORM), as the authors do,
+# after their matrix is rescaled to a largest |entry| in [0.5, 1) (``_rescaled``):
+# a floor relative to the matrix, so that any finite scale gives the same metrics.
 _TINY_NORM = 1e-9
 
 
@@ -39,31 +51,17 @@ _TINY_NORM = 1e-9
 # --------------------------------------------------------------------------------
 
 
-def _as_real(value, name):
-    arr = np.asarray(value)
-    if arr.dtype.kind not in "biuf":
-        raise TypeError(f"{name} must be a real numeric array, got dtype {arr.dtype}")
-    arr = arr.astype(np.float64, copy=False)
-    if not np.all(np.isfinite(arr)):
-        raise ValueError(f"{name} must be finite, got NaN or inf values")
-    return arr
-
-
 def _mixing_pair(A0, A):
-    A0 = _as_real(A0, "A0")
-    A = _as_real(A, "A")
-    if A0.ndim != 2:
-        raise ValueError(
-            f"A0 must be 2-D (channels J, sources I), got shape {A0.shape}"
-        )
+    A0 = real_array(A0, "A0", ndim=2, shape_text="2-D (channels J, sources I)")
+    A = real_array(A, "A")
     if A.shape != A0.shape:
-        raise ValueError(
+        raise InputError(
             f"A must have the shape of A0 {A0.shape} (channels J, sources I), got "
             f"{A.shape}"
         )
     n_chan, n_src = A0.shape
     if n_src < 1 or n_chan < n_src:
-        raise ValueError(
+        raise InputError(
             f"A0 must have at least as many channels as sources (J >= I >= 1), got "
             f"J={n_chan}, I={n_src}"
         )
@@ -72,28 +70,40 @@ def _mixing_pair(A0, A):
 
 def _source_rows(value, name, n_src=None, pix_shape=None):
     """(I, P) float64 view of (I, P) or (I, H, W) sources, and the pixel shape."""
-    arr = _as_real(value, name)
-    if arr.ndim not in (2, 3):
-        raise ValueError(
-            f"{name} must be (I, P) or (I, H, W), got {arr.ndim}-D with shape "
-            f"{arr.shape}"
-        )
+    arr = real_array(value, name, ndim=(2, 3), shape_text="(I, P) or (I, H, W)")
     if n_src is not None and arr.shape[0] != n_src:
-        raise ValueError(
+        raise InputError(
             f"{name} must have {n_src} rows (one per source), got shape {arr.shape}"
         )
     if pix_shape is not None and arr.shape[1:] != pix_shape:
-        raise ValueError(
+        raise InputError(
             f"{name} must have pixel shape {pix_shape}, got shape {arr.shape}"
         )
     return arr.reshape(arr.shape[0], -1), arr.shape[1:]
 
 
+def _rescaled(arr):
+    """``arr`` times the power of two that brings its largest |entry| into [0.5, 1).
+
+    Every metric is invariant to the scale of each of its arrays, so this changes
+    no result, but it keeps sums of squares away from overflow (data of order
+    1e160) and underflow (1e-300), and makes the floors below relative to the
+    array's magnitude. A power of two is exact: ordinary-scale results keep their
+    bits.
+    """
+    peak = float(np.max(np.abs(arr), initial=0.0))
+    if peak == 0.0:
+        return arr
+    return np.ldexp(arr, -math.frexp(peak)[1])
+
+
 def _unit_columns(A):
+    A = _rescaled(A)
     return A / np.maximum(_TINY_NORM, np.linalg.norm(A, axis=0))
 
 
 def _unit_rows(S):
+    S = _rescaled(S)
     return S / np.maximum(_TINY_NORM, np.linalg.norm(S, axis=1))[:, None]
 
 
@@ -142,9 +152,9 @@ def match(A0, A, S=None):
     A0, A = _mixing_pair(A0, A)
     n_src = A0.shape[1]
     if S is not None:
-        S_arr = _as_real(S, "S")
+        S_arr = real_array(S, "S")
         if S_arr.ndim not in (2, 3) or S_arr.shape[0] != n_src:
-            raise ValueError(
+            raise InputError(
                 f"S must be (I, P) or (I, H, W) with I={n_src} rows, got shape "
                 f"{S_arr.shape}"
             )
@@ -158,8 +168,10 @@ def match(A0, A, S=None):
             if perm[true_i] < 0 and not taken[est_i]:
                 perm[true_i] = est_i
                 taken[est_i] = True
+    # signs from the rescaled matrices: the products of the originals may overflow
     A_out = A[:, perm]
-    signs = np.where(np.sum(A_out * A0, axis=0) < 0, -1.0, 1.0)
+    signs = np.sum(_rescaled(A_out) * _rescaled(A0), axis=0)
+    signs = np.where(signs < 0, -1.0, 1.0)
     A_out *= signs
     S_out = None
     if S is not None:
@@ -216,14 +228,15 @@ def _bss_energies(S0, S, noise):
     S = _unit_rows(S)
     n_src, n_pix = S0.shape
     if n_pix < n_src:
-        raise ValueError(
+        raise InputError(
             f"S0 must have at least as many pixels as sources, got shape {S0.shape}"
         )
     # orthonormal basis Q0 (P, I) of the true sources: S0^T = Q0 R0
-    Q0, R0 = np.linalg.qr(S0.T)
+    Q0, R0 = np.linalg.qr(_rescaled(S0).T)
     diag = np.abs(np.diag(R0))
-    if diag.min() <= n_pix * np.finfo(float).eps * max(diag.max(), _TINY_NORM):
-        raise ValueError("S0 rows (true sources) must be linearly independent")
+    # relative test (no absolute floor): any scale of S0 is accepted
+    if diag.min() <= n_pix * np.finfo(float).eps * diag.max():
+        raise InputError("S0 rows (true sources) must be linearly independent")
     coef = S @ Q0  # (I, I): P_S0 s_i = coef[i] @ Q0.T
     # target: projection on s0_i, whose coordinates in Q0 are R0[:, i]
     alpha = np.einsum("ij,ji->i", coef, R0) / np.sum(R0 * R0, axis=0)
@@ -232,6 +245,7 @@ def _bss_energies(S0, S, noise):
     residual = S - coef @ Q0.T
     noise_energy = np.zeros(n_src)
     if noise is not None:
+        noise = _rescaled(noise)
         # noise rows orthogonalised against the sources (twice, for stability)
         n_perp = noise - (noise @ Q0) @ Q0.T
         n_perp -= (n_perp @ Q0) @ Q0.T
@@ -311,7 +325,7 @@ def _check_sources(S0, S, noise):
     if noise is not None:
         noise, _ = _source_rows(noise, "noise", pix_shape=pix_shape)
         if noise.shape[0] < 1:
-            raise ValueError(f"noise must have at least one row, got {noise.shape}")
+            raise InputError(f"noise must have at least one row, got {noise.shape}")
     return S0, S, noise
 
 
@@ -346,7 +360,7 @@ def evaluate(A0, S0, A, S, noise=None, sources=None):
     n_src = A0.shape[1]
     S0_rows, S_rows, noise = _check_sources(S0, S, noise)
     if S0_rows.shape[0] != n_src:
-        raise ValueError(
+        raise InputError(
             f"S0 must have {n_src} rows (the columns of A0), got shape {np.shape(S0)}"
         )
     if sources is None:
@@ -354,12 +368,12 @@ def evaluate(A0, S0, A, S, noise=None, sources=None):
     else:
         keep = np.asarray(sources)
         if keep.ndim != 1 or keep.size == 0 or keep.dtype.kind not in "iu":
-            raise ValueError(
+            raise InputError(
                 f"sources must be a non-empty sequence of source indices, got "
                 f"{sources!r}"
             )
         if keep.min() < 0 or keep.max() >= n_src or np.unique(keep).size != keep.size:
-            raise ValueError(
+            raise InputError(
                 f"sources must be distinct indices in [0, {n_src - 1}], got {sources!r}"
             )
     A, S_rows, _ = match(A0, A, S_rows)

@@ -3,7 +3,7 @@
 The kernel is h = [1, 4, 6, 4, 1] / 16, separable, with holes of 2**j samples at
 scale j and mirror boundaries (scipy.ndimage mode ``'mirror'``). The forward
 transform returns ``nscales`` detail planes followed by the coarse plane; the
-inverse is the sum over the plane axis. See ALGORITHM.md, section 1.
+inverse is the sum over the plane axis. See docs/algorithm.md, section 1.
 """
 
 from functools import lru_cache
@@ -12,28 +12,19 @@ import numpy as np
 
 from . import _starlet
 from ._config import get_num_threads
+from ._validation import InputError, integer, real_array
 
 __all__ = ["forward", "forward1d", "inverse", "scale_norms"]
 
 
 def _as_real_array(x, name: str) -> np.ndarray:
     """Return x as a C-contiguous float32 or float64 array (other dtypes: float64)."""
-    x = np.asarray(x)
-    if x.dtype not in (np.float32, np.float64):
-        if not (np.issubdtype(x.dtype, np.number) or x.dtype == np.bool_):
-            raise TypeError(f"{name} must be a numeric array, got dtype {x.dtype}")
-        if np.iscomplexobj(x):
-            raise TypeError(f"{name} must be real, got dtype {x.dtype}")
-        x = x.astype(np.float64)
-    return np.ascontiguousarray(x)
+    return np.ascontiguousarray(real_array(x, name, finite=False, keep_float32=True))
 
 
 def _check_nscales(nscales) -> int:
-    if isinstance(nscales, bool) or not isinstance(nscales, (int, np.integer)):
-        raise TypeError(f"nscales must be an integer, got {type(nscales).__name__}")
-    if nscales < 1:
-        raise ValueError(f"nscales must be at least 1, got {nscales}")
-    return int(nscales)
+    """Return ``nscales`` as an int after checking it is an integer >= 1."""
+    return integer(nscales, "nscales", minimum=1)
 
 
 def forward(x, nscales: int) -> np.ndarray:
@@ -57,13 +48,13 @@ def forward(x, nscales: int) -> np.ndarray:
     x = _as_real_array(x, "x")
     nscales = _check_nscales(nscales)
     if x.ndim < 2:
-        raise ValueError(
+        raise InputError(
             f"x must have at least 2 dimensions (..., H, W), got shape {x.shape}; "
             "use forward1d for 1-D signals"
         )
     h, w = x.shape[-2:]
     if h < 2 or w < 2:
-        raise ValueError(f"images must be at least 2 x 2 samples, got {h} x {w}")
+        raise InputError(f"images must be at least 2 x 2 samples, got {h} x {w}")
     lead = x.shape[:-2]
     flat = x.reshape((-1, h, w))
     out = np.empty((flat.shape[0], nscales + 1, h, w), dtype=x.dtype)
@@ -89,10 +80,10 @@ def forward1d(x, nscales: int) -> np.ndarray:
     x = _as_real_array(x, "x")
     nscales = _check_nscales(nscales)
     if x.ndim < 1:
-        raise ValueError("x must have at least 1 dimension (..., n), got a scalar")
+        raise InputError("x must have at least 1 dimension (..., n), got a scalar")
     n = x.shape[-1]
     if n < 2:
-        raise ValueError(f"signals must have at least 2 samples, got {n}")
+        raise InputError(f"signals must have at least 2 samples, got {n}")
     lead = x.shape[:-1]
     flat = x.reshape((-1, n))
     out = np.empty((flat.shape[0], nscales + 1, n), dtype=x.dtype)
@@ -119,10 +110,10 @@ def inverse(w, axis: int = -3) -> np.ndarray:
     """
     w = _as_real_array(w, "w")
     if w.ndim < 1:
-        raise ValueError("w must be an array of transform planes, got a scalar")
+        raise InputError("w must be an array of transform planes, got a scalar")
     axis = axis if axis >= 0 else w.ndim + axis
     if not 0 <= axis < w.ndim:
-        raise ValueError(f"axis {axis} is out of range for w of shape {w.shape}")
+        raise InputError(f"axis {axis} is out of range for w of shape {w.shape}")
     lead, nplanes, trail = w.shape[:axis], w.shape[axis], w.shape[axis + 1 :]
     flat = w.reshape((int(np.prod(lead, dtype=np.int64)), nplanes, -1))
     out = np.empty((flat.shape[0], flat.shape[2]), dtype=w.dtype)
@@ -162,7 +153,7 @@ def scale_norms(shape, nscales: int) -> np.ndarray:
     shape = tuple(int(n) for n in np.atleast_1d(shape))
     nscales = _check_nscales(nscales)
     if len(shape) not in (1, 2):
-        raise ValueError(f"shape must be (H, W) or (n,), got {shape}")
+        raise InputError(f"shape must be (H, W) or (n,), got {shape}")
     if min(shape) < 2:
-        raise ValueError(f"every axis needs at least 2 samples, got shape {shape}")
+        raise InputError(f"every axis needs at least 2 samples, got shape {shape}")
     return _scale_norms(shape, nscales)

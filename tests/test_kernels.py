@@ -103,7 +103,7 @@ def test_selection_fallback_when_sample_misleads(n_pix):
 
 
 def test_mad_std_errors():
-    with pytest.raises(ValueError, match=r"x must be 2-D \(rows, pixels\), got 1-D"):
+    with pytest.raises(ValueError, match=r"x must be 2-D \(rows, pixels\), got shape"):
         _kernels.mad_std(np.ones(5))
     with pytest.raises(ValueError, match="x must have at least one column"):
         _kernels.mad_std(np.ones((3, 0)))
@@ -164,13 +164,13 @@ def test_support_thresholds_errors():
     x = np.ones((2, 4))
     with pytest.raises(ValueError, match=r"thr must be a scalar or have shape \(2,\)"):
         _kernels.support_thresholds(x, [1.0, 2.0, 3.0], 0.5)
-    with pytest.raises(ValueError, match="fraction must be finite and >= 0, got -0.1"):
+    with pytest.raises(ValueError, match="fraction must be >= 0.0, got -0.1"):
         _kernels.support_thresholds(x, 1.0, -0.1)
-    with pytest.raises(TypeError, match="fraction must be a real number, got str"):
+    with pytest.raises(TypeError, match="fraction must be a real number, got '0.5'"):
         _kernels.support_thresholds(x, 1.0, "0.5")
-    with pytest.raises(ValueError, match="min_count must be >= 1, got 0"):
+    with pytest.raises(ValueError, match="min_count must be at least 1, got 0"):
         _kernels.support_thresholds(x, 1.0, 0.5, min_count=0)
-    with pytest.raises(TypeError, match="min_count must be an integer, got float"):
+    with pytest.raises(TypeError, match="min_count must be an integer, got 2.0"):
         _kernels.support_thresholds(x, 1.0, 0.5, min_count=2.0)
     with pytest.raises(ValueError, match="x must be 2-D"):
         _kernels.support_thresholds(np.ones((2, 2, 2)), 1.0, 0.5)
@@ -252,7 +252,7 @@ def test_threshold_errors():
         _kernels.threshold(x, [-1.0, 1.0])
     with pytest.raises(ValueError, match="kstd must be >= 0"):
         _kernels.threshold(x, 1.0, prev=x, kstd=-1.0)
-    with pytest.raises(TypeError, match="hard must be a bool, got str"):
+    with pytest.raises(TypeError, match="hard must be True or False, got .yes."):
         _kernels.threshold(x, 1.0, hard="yes")
     with pytest.raises(TypeError, match="out must have dtype float64, got float32"):
         _kernels.threshold(x, 1.0, out=np.ones((2, 3), dtype=np.float32))

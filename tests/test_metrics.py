@@ -118,7 +118,7 @@ def test_match_errors():
         metrics.match(A0, np.ones((4, 3)))
     with pytest.raises(ValueError, match="J >= I >= 1"):
         metrics.match(np.ones((2, 3)), np.ones((2, 3)))
-    with pytest.raises(ValueError, match="A must be finite"):
+    with pytest.raises(ValueError, match="A contains NaN or inf values"):
         metrics.match(A0, np.full((4, 2), np.nan))
     with pytest.raises(TypeError, match="A0 must be a real numeric array"):
         metrics.match(A0.astype(complex), A0)
@@ -249,7 +249,7 @@ def test_bss_eval_errors():
         metrics.bss_eval(S0, np.ones((2, 11)))
     with pytest.raises(ValueError, match=r"noise must have pixel shape \(10,\)"):
         metrics.bss_eval(S0, S0, noise=np.ones((4, 9)))
-    with pytest.raises(ValueError, match="S0 must be finite"):
+    with pytest.raises(ValueError, match="S0 contains NaN or inf values"):
         metrics.bss_eval(np.full((2, 10), np.inf), S0)
     with pytest.raises(ValueError, match=r"S0 must be \(I, P\) or \(I, H, W\)"):
         metrics.bss_eval(np.ones(10), np.ones(10))
@@ -313,3 +313,90 @@ def test_evaluate_errors():
         metrics.evaluate(A0, S0, A0, S0, sources=[])
     with pytest.raises(ValueError, match=r"A must have the shape of A0 \(5, 2\)"):
         metrics.evaluate(A0, S0, A0[:4], S0)
+
+
+# ------------------------------------------------------- scale equivariance
+
+
+def _noisy_case():
+    """A permuted, flipped estimate with leakage, noise and artefacts (scale 1)."""
+    rng = np.random.default_rng(16)
+    A0 = rng.random((8, 3))
+    A = A0 + 0.05 * rng.standard_normal((8, 3))
+    S0 = rng.standard_normal((3, 400))
+    noise = 0.1 * rng.standard_normal((8, 400))
+    S = (
+        S0
+        + 0.1 * rng.standard_normal((3, 3)) @ S0
+        + 0.05 * rng.standard_normal(S0.shape)
+        + 0.3 * rng.standard_normal((3, 8)) @ noise
+    )
+    order, signs = [2, 0, 1], np.array([1.0, -1.0, 1.0])
+    return A0, S0, A[:, order] * signs, S[order] * signs[:, None], noise
+
+
+def _assert_same_metrics(got, expected):
+    assert set(got) == set(expected)
+    for key, value in expected.items():
+        np.testing.assert_allclose(got[key], value, rtol=1e-10, err_msg=key)
+
+
+@pytest.mark.parametrize("scale", [1e160, 1e-24, 1e-300, 3.0e307, 5e-308])
+def test_metrics_are_scale_equivariant(scale):
+    """Every metric is invariant to the scale of its data: any finite float64 scale.
+
+    The original code gave NaN at 1e160 (overflowing sums of squares) and refused
+    1e-24 as "not linearly independent" (an absolute floor).
+    """
+    A0, S0, A, S, noise = _noisy_case()
+    c = scale
+    expected = metrics.evaluate(A0, S0, A, S, noise=noise, sources=[0, 2])
+    assert np.all(np.isfinite([expected[k] for k in ("SDR", "SIR", "SNR", "SAR")]))
+    _assert_same_metrics(
+        metrics.evaluate(c * A0, c * S0, c * A, c * S, noise=c * noise, sources=[0, 2]),
+        expected,
+    )
+    A_m, S_m, perm = metrics.match(A0, A, S)
+    A_c, S_c, perm_c = metrics.match(c * A0, c * A, c * S)
+    np.testing.assert_array_equal(perm_c, perm)
+    np.testing.assert_allclose(A_c / c, A_m, rtol=1e-10)
+    np.testing.assert_allclose(S_c / c, S_m, rtol=1e-10)
+    _assert_same_metrics(
+        metrics.bss_eval(c * S0, c * S_m, noise=c * noise),
+        metrics.bss_eval(S0, S_m, noise=noise),
+    )
+    np.testing.assert_allclose(
+        metrics.sad(c * A0, c * A_m, per_source=True),
+        metrics.sad(A0, A_m, per_source=True),
+        rtol=1e-10,
+    )
+
+
+def test_metrics_each_array_at_its_own_scale():
+    """The truth, the estimate and the noise may each have any scale."""
+    A0, S0, A, S, noise = _noisy_case()
+    expected = metrics.evaluate(A0, S0, A, S, noise=noise)
+    _assert_same_metrics(
+        metrics.evaluate(1e-200 * A0, 1e150 * S0, 1e250 * A, 1e-280 * S,
+                         noise=1e-30 * noise),
+        expected,
+    )
+
+
+def test_scale_equivariance_matches_naive_at_scale_one():
+    """At scale 1 the case is an ordinary one: the direct formulas agree."""
+    A0, S0, A, S, noise = _noisy_case()
+    _, S_m, _ = metrics.match(A0, A, S)
+    got = metrics.bss_eval(S0, S_m, noise=noise)
+    expected = naive.bss_eval(S0, S_m, noise=noise)
+    for key in ("SDR", "SIR", "SNR", "SAR"):
+        assert got[key] == pytest.approx(expected[key], rel=1e-9), key
+
+
+def test_tiny_but_independent_sources_are_accepted():
+    """Linear independence is judged relative to the sources' own magnitude."""
+    S0 = _orthonormal(2, 50, seed=17)
+    res = metrics.bss_eval(1e-24 * S0, S0 + 0.1 * S0[::-1])
+    assert res["SIR"] == pytest.approx(20.0, abs=1e-9)
+    with pytest.raises(ValueError, match="linearly independent"):
+        metrics.bss_eval(1e-24 * np.vstack([S0[0], S0[0]]), S0)

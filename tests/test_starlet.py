@@ -7,6 +7,7 @@ import pytest
 from scipy.ndimage import convolve1d
 
 from sgmca_fast import get_num_threads, set_num_threads, starlet
+from sgmca_fast._validation import InputError
 
 REPO = Path(__file__).resolve().parents[1]
 TOL = {np.float64: 1e-12, np.float32: 2e-5}
@@ -132,13 +133,17 @@ def test_scale_norms_1d():
         (lambda: starlet.forward(np.zeros((1, 4)), 2), "at least 2 x 2"),
         (lambda: starlet.forward(np.zeros(8), 2), "at least 2 dimensions"),
         (lambda: starlet.forward1d(np.zeros(1), 2), "at least 2 samples"),
-        (lambda: starlet.forward(np.zeros((4, 4)), 2.0), "nscales must be an integer"),
+        (
+            lambda: starlet.forward(np.zeros((4, 4)), 2.0),
+            "nscales must be an integer, got 2.0",
+        ),
         (lambda: starlet.forward(np.array([["a", "b"]]), 1), "numeric array"),
         (lambda: starlet.scale_norms((1, 8), 2), "at least 2 samples"),
     ],
 )
 def test_bad_input(call, match):
-    with pytest.raises((ValueError, TypeError), match=match):
+    # an InputError (a ValueError), so that the command line reports it as such
+    with pytest.raises(InputError, match=match):
         call()
 
 
@@ -161,3 +166,16 @@ def test_c_api_from_plain_c(tmp_path):
     x = np.sin(0.37 * np.arange(h * w)) + 0.01 * np.arange(h * w)
     ref = direct_starlet(x.reshape(h, w), 3)[0, h // 2, w // 2]
     assert abs(float(centre) - ref) < 1e-12
+
+
+@pytest.mark.parametrize(
+    ("n", "error", "match"),
+    [(0, InputError, "n must be at least 1, got 0"),
+     (2.0, TypeError, "n must be an integer, got 2.0"),
+     (True, TypeError, "n must be an integer, got True")],
+)
+def test_set_num_threads_refuses(n, error, match):
+    before = get_num_threads()
+    with pytest.raises(error, match=match):
+        set_num_threads(n)
+    assert get_num_threads() == before

@@ -6,7 +6,7 @@ the non-negativity step works on (4, 3, 346 * 346) (2 detail scales + coarse).
 
 import numpy as np
 
-from sgmca_fast import _kernels, set_num_threads
+from sgmca_fast import _kernels, get_num_threads, set_num_threads
 
 N_SOURCES = 4
 N_SCALES = 2
@@ -39,6 +39,7 @@ class KernelSuite:
         self.kstd = np.full(self.x.shape[0], 3.0)
         self.w = rng.standard_normal((N_SOURCES, N_SCALES + 1, N_PIX))
         self.w_work = self.w.copy()
+        self.threads_before = get_num_threads()
         set_num_threads(threads)
         # compile (or load from the cache) outside the timings
         _kernels.mad_std(self.x)
@@ -50,7 +51,7 @@ class KernelSuite:
         _kernels.nonneg_sources(self.w_work)
 
     def teardown(self, threads):
-        set_num_threads(2)
+        set_num_threads(self.threads_before)
 
     def time_mad_std(self, threads):
         _kernels.mad_std(self.x)

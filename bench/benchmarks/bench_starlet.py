@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from sgmca_fast import set_num_threads, starlet
+from sgmca_fast import get_num_threads, set_num_threads, starlet
 
 
 class StarletSuite:
@@ -14,11 +14,12 @@ class StarletSuite:
     def setup(self, dtype, threads):
         rng = np.random.default_rng(0)
         self.x = rng.standard_normal((75, 346, 346)).astype(dtype)
+        self.threads_before = get_num_threads()
         set_num_threads(threads)
         self.w = starlet.forward(self.x, 2)
 
     def teardown(self, dtype, threads):
-        set_num_threads(2)
+        set_num_threads(self.threads_before)
 
     def time_forward(self, dtype, threads):
         starlet.forward(self.x, 2)

@@ -13,14 +13,12 @@ printed.
 """
 
 import argparse
-import sys
 from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from sgmca_paper import (  # noqa: E402
+# Python puts this script's folder first on the path: sgmca_paper is importable.
+from sgmca_paper import (
     METHODS,
     METRICS,
     MODEL_SETS,
@@ -70,8 +68,9 @@ SET_TITLES = {"all": "All", "thermal+gauss": "Therm. & Gauss.",
               "sync+gauss": "Sync. & Gauss.", "gauss": "Gauss.", "none": "None (GMCA)"}
 SAR_NOTE = ("SAR: ours uses the correct BSS-eval projection on the true sources; "
             "the authors' code transposes its coefficient matrix, which biases "
-            "their SAR low (ALGORITHM.md 5), and projects the noise on each noise "
-            "row separately, so their SNR criterion differs from ours too.")
+            "their SAR low (docs/algorithm.md, section 6), and projects the noise "
+            "on each noise row separately, so their SNR criterion differs from "
+            "ours too.")
 PARAM_TITLES = {"snr_db": "data SNR (dB)", "delta": "delta (channels)",
                 "k": "amplitude ratio k"}
 

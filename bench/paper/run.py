@@ -11,11 +11,9 @@ skips the rows already in --out. --jobs N runs tasks in N local processes,
 """
 
 import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from sgmca_paper import main  # noqa: E402
+# Python puts this script's folder first on the path: sgmca_paper is importable.
+from sgmca_paper import main
 
 if __name__ == "__main__":
     sys.exit(1 if main() else 0)

@@ -24,8 +24,27 @@ from pathlib import Path
 
 import numpy as np
 
-REPO = Path(__file__).resolve().parents[2]
-CASA = REPO.parent / "shared" / "data" / "casa"
+
+def _bench_common():
+    """``bench/_common.py``, the helpers of the bench scripts, loaded from its path.
+
+    run.py and report.py run from bench/paper/, so Python's path holds this folder
+    and not bench/; loading the file by its path spares a ``sys.path`` edit.
+    """
+    import importlib.util
+
+    if "_common" not in sys.modules:
+        path = Path(__file__).resolve().parents[1] / "_common.py"
+        spec = importlib.util.spec_from_file_location("_common", path)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules["_common"] = module
+        spec.loader.exec_module(module)
+    return sys.modules["_common"]
+
+
+_common = _bench_common()
+REPO = _common.REPO
+CASA = _common.CASA_DIR
 
 METRICS = ("SAD", "SDR", "SIR", "SNR", "SAR")
 METHODS = ("sGMCA", "GMCA", "HALS", "SNMF", "NN-sGMCA", "oracle")
@@ -445,8 +464,7 @@ def main(argv=None) -> int:
     done = done_keys(read_rows(out))
     todo = [t for t in tasks if t.key() not in done]
     shown = sys.argv[1:] if argv is None else argv
-    print(f"command: python bench/paper/run.py {' '.join(shown)}")
-    print(environment())
+    _common.print_header(["bench/paper/run.py", *shown])
     print(f"{args.experiment}: {len(tasks)} tasks, {len(tasks) - len(todo)} already "
           f"in {out}, {len(todo)} to run", flush=True)
     writer = RowWriter(out)
