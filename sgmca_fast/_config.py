@@ -2,8 +2,6 @@
 
 import os
 
-from ._validation import integer
-
 __all__ = ["get_num_threads", "set_num_threads"]
 
 _ENV_VAR = "SGMCA_FAST_NUM_THREADS"
@@ -54,5 +52,8 @@ def set_num_threads(n: int) -> None:
     n : int
         A positive thread count; it applies to calls made after this one.
     """
+    # imported here: importing the package must not import numpy (see __init__)
+    from ._validation import integer
+
     global _num_threads
     _num_threads = integer(n, "n", minimum=1)
