@@ -545,7 +545,7 @@ def _cmd_info(args) -> int:
         "file": str(path),
         "size_kB": round(path.stat().st_size / 1024, 1),
         "family": model.name,
-        **model._settings(),
+        **model.settings(),
         "package_version": getattr(model, "package_version", None),
         "training_spectra": (None if model.training_spectra is None
                              else int(model.training_spectra.shape[0])),

@@ -95,7 +95,7 @@ def sad_arccos(A0, A):
     return -10 * np.log10(np.mean(np.arccos(np.clip(cos, -1, 1))))
 
 
-ACTIVATIONS = {
+ACTIVATIONS = {  # the IAE activations; the leaky ReLU's slope is 0.01
     "leaky_relu": lambda z: np.where(z > 0, z, 0.01 * z),
     "relu": lambda z: np.maximum(z, 0.0),
     "tanh": np.tanh,
@@ -103,13 +103,24 @@ ACTIVATIONS = {
 }
 
 
+def iae_residual_factors(res_factor, n_layers):
+    """r_l = res_factor (2^(l / (L - 1)) - 1) of encoder layer l (0 for L = 1)."""
+    if n_layers == 1:
+        return [0.0]
+    return [res_factor * (2.0 ** (ell / (n_layers - 1)) - 1.0)
+            for ell in range(n_layers)]
+
+
 def decoder_preactivations(m, lam):
-    """An IAE decoder's pre-activations h W + b of every layer, side by side."""
+    """An IAE decoder's pre-activations h W + b of every layer, side by side.
+
+    ``h`` starts at ``lam @ phi(anchors)``; decoder layer l uses r_{L-1-l}.
+    """
+    r = iae_residual_factors(m.res_factor, m.n_layers)[::-1]
     h = lam @ m.anchor_codes
     zs = []
-    for w, b, r in zip(m.decoder_weights, m.decoder_biases,
-                       m.residual_factors[::-1], strict=True):
+    for w, b, r_l in zip(m.decoder_weights, m.decoder_biases, r, strict=True):
         z = h @ w + b
         zs.append(z)
-        h = ACTIVATIONS[m.activation](z) + r * h
+        h = ACTIVATIONS[m.activation](z) + r_l * h
     return np.concatenate(zs, axis=-1)
