@@ -1,7 +1,6 @@
 """ONNX export: onnxruntime against numpy, round trip, bad files."""
 
 import json
-import time
 
 import naive  # tests/naive.py (pytest's pythonpath)
 import numpy as np

@@ -6,6 +6,7 @@ import pytest
 
 from sgmca_fast.iae import IAEModel, ProjectionResult, from_reference
 
+
 def tiny_model(activation="tanh", seed=0, simplex=True):
     rng = np.random.default_rng(seed)
     J, N, L = 8, 3, 3

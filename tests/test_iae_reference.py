@@ -7,6 +7,7 @@ import pytest
 
 from sgmca_fast.iae import IAEModel, from_reference
 
+
 @pytest.mark.parametrize(
     ("family", "n_anchors", "name"),
     [("sync", 3, "model_sync"), ("thermal", 3, "model_thermal"),

@@ -140,7 +140,7 @@ def test_returns_model_that_fits_the_toy_family():
     )
     net = _train._network(theta, spec, A)
     np.testing.assert_allclose(model.encode(V), net.encode(V), rtol=1e-10, atol=1e-14)
-    sad = _train._sad_db(V, net.fast_project(V)[0])
+    sad = _train.sad_rows(V, net.fast_project(V)[0])
     np.testing.assert_allclose(sad, -10 * np.log10(np.arccos(np.clip(
         np.sum(V * model.fast_project(V)[0], axis=1)
         / np.linalg.norm(V, axis=1) / np.linalg.norm(model.fast_project(V)[0], axis=1),

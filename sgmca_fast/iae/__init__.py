@@ -11,15 +11,17 @@ Modules, from the bottom up: ``_network`` (the one definition of the network, in
 numpy), ``_graph`` (the same as an ONNX graph), ``_format`` (the file: graph and
 metadata), ``_generator`` and ``_runtime`` (the numpy and onnxruntime backends),
 ``_project`` (projections, through a backend), ``_model`` (:class:`IAEModel`),
-``_load``, ``_reference`` and ``_train``.
+``_load``, ``_reference``, ``_quality`` (SAD of projections) and ``_train``.
 """
 
 from ._load import load
 from ._model import IAEModel
 from ._project import ProjectionResult
+from ._quality import median_sad
 from ._reference import from_reference
 
-__all__ = ["IAEModel", "ProjectionResult", "from_reference", "load", "train"]
+__all__ = ["IAEModel", "ProjectionResult", "from_reference", "load", "median_sad",
+           "train"]
 
 
 def __getattr__(name):

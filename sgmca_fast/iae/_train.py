@@ -27,7 +27,6 @@ from typing import Any
 
 import numpy as np
 
-from .. import metrics
 from .._validation import InputError, choice, integer, real, real_array
 from ._model import IAEModel
 from ._network import (
@@ -38,6 +37,7 @@ from ._network import (
     residual_factors,
     slope,
 )
+from ._quality import sad_rows
 
 __all__ = ["train"]
 
@@ -222,19 +222,6 @@ def _init_params(spec, rng, scale=0.1):
 
 # ----------------------------------------------------------------------------
 # metrics used for monitoring
-
-
-def _sad_db(truth, estimate):
-    """Per-row SAD in dB (``metrics.sad``, spectra as columns), any number of rows.
-
-    ``metrics.sad`` takes at most as many columns as channels (a mixing matrix):
-    the rows go in groups of that size.
-    """
-    n = truth.shape[1]
-    return np.concatenate([
-        metrics.sad(truth[i:i + n].T, estimate[i:i + n].T, per_source=True)
-        for i in range(0, truth.shape[0], n)
-    ])
 
 
 # ----------------------------------------------------------------------------
@@ -529,7 +516,7 @@ class _Monitor:
         if self.V is not None:
             valid_loss = self._full_loss(theta, self.V)
             fast = _network(theta, self.spec, self.A).fast_project(self.V)[0]
-            sad = float(np.median(_sad_db(self.V, fast)))
+            sad = float(np.median(sad_rows(self.V, fast)))
             monitored = valid_loss
         else:
             valid_loss = sad = math.nan
