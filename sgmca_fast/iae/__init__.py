@@ -17,11 +17,11 @@ metadata), ``_generator`` and ``_runtime`` (the numpy and onnxruntime backends),
 from ._load import load
 from ._model import IAEModel
 from ._project import ProjectionResult
-from ._quality import median_sad
+from ._quality import median_sad, sad_rows
 from ._reference import from_reference
 
 __all__ = ["IAEModel", "ProjectionResult", "from_reference", "load", "median_sad",
-           "train"]
+           "sad_rows", "train"]
 
 
 def __getattr__(name):

@@ -5,11 +5,12 @@ from __future__ import annotations
 import os
 
 from .._validation import InputError
-from . import _format, _runtime
 from ._checks import check_threads
+from ._format import FORMAT_VERSION, read
 from ._generator import BACKENDS
 from ._graph import build
 from ._model import IAEModel
+from ._runtime import OrtGenerator, build_sessions, cached_sessions
 
 __all__ = ["load"]
 
@@ -51,25 +52,25 @@ def load(path, num_threads: int | None = None, *, backend: str = "onnxruntime",
     stat = os.stat(path)
     with open(path, "rb") as fh:
         data = fh.read()
-    proto, meta, arrays = _format.read(data, path)
+    proto, meta, arrays = read(data, path)
     key = (os.path.realpath(path), stat.st_mtime_ns, stat.st_size)
 
     def generator(network):
         # An older file's graph lacks today's run-time outputs: run today's
         # graph, built from the file's weights.
-        current = meta["format_version"] == _format.FORMAT_VERSION
+        current = meta["format_version"] == FORMAT_VERSION
 
         def make_proto():
             return proto if current else build(network)
 
         try:
-            sessions = (_runtime.cached_sessions(key, make_proto, threads) if cache
-                        else _runtime.build_sessions(make_proto(), threads))
+            sessions = (cached_sessions(key, make_proto, threads) if cache
+                        else build_sessions(make_proto(), threads))
         except Exception as err:
             raise InputError(
                 f"{path}: onnxruntime cannot run the model: {err}"
             ) from err
-        return _runtime.OrtGenerator(network, sessions)
+        return OrtGenerator(network, sessions)
 
     try:
         model = IAEModel(

@@ -11,10 +11,14 @@ from __future__ import annotations
 import numpy as np
 
 from .._validation import InputError, real
-from . import _format, _graph, _project
 from ._checks import as_batch, check_layers, check_threads
+from ._format import metadata as file_metadata
+from ._format import model_proto, write
 from ._generator import make_generator
+from ._graph import build as build_graph
 from ._network import ACTIVATIONS, Network
+from ._project import fast_project as fast_projection
+from ._project import project as least_squares_projection
 
 __all__ = ["ACTIVATIONS", "IAEModel"]
 
@@ -294,7 +298,7 @@ class IAEModel:
         lambdas : (k, N) or (N,) ndarray
         amplitude : (k,) ndarray or float
         """
-        return _project.fast_project(self.generator, a)
+        return fast_projection(self.generator, a)
 
     def project(self, a, lambda0=None, rho0=None, *, max_iter: int = 50,
                 tol: float = 1e-8):
@@ -325,12 +329,12 @@ class IAEModel:
         -------
         result : ProjectionResult
         """
-        return _project.project(self.generator, a, lambda0=lambda0, rho0=rho0,
-                                max_iter=max_iter, tol=tol)
+        return least_squares_projection(self.generator, a, lambda0=lambda0,
+                                        rho0=rho0, max_iter=max_iter, tol=tol)
 
     # ------------------------------------------------------------------- I/O
     def _metadata(self) -> dict:
-        return _format.metadata(
+        return file_metadata(
             self.settings(), name=self.name, reg_inv=self.reg_inv,
             has_training_spectra=self.training_spectra is not None,
             training=self.metadata,
@@ -338,12 +342,11 @@ class IAEModel:
 
     def _graph(self):
         """Return the bare graph the onnxruntime backend runs (no metadata)."""
-        return _graph.build(self.network, name=self.name)
+        return build_graph(self.network, name=self.name)
 
     def to_onnx(self):
         """Return the model's ``onnx.ModelProto`` (what :meth:`save` writes)."""
-        return _format.model_proto(self.network, self._metadata(),
-                                   self.training_spectra)
+        return model_proto(self.network, self._metadata(), self.training_spectra)
 
     def save(self, path) -> None:
         """Write the model as one ONNX file (see :mod:`sgmca_fast.iae._format`).
@@ -352,7 +355,7 @@ class IAEModel:
         ----------
         path : str or path-like
         """
-        _format.write(self.to_onnx(), path)
+        write(self.to_onnx(), path)
 
     def with_backend(self, backend, num_threads: int | None = None) -> IAEModel:
         """Return a copy of the model with another backend (same parameters).
