@@ -124,3 +124,18 @@ def decoder_preactivations(m, lam):
         zs.append(z)
         h = ACTIVATIONS[m.activation](z) + r_l * h
     return np.concatenate(zs, axis=-1)
+
+
+def random_iae_parts(n_channels, n_anchors, n_layers, seed=0):
+    """Anchors (unit-sum rows) and random layers: the tests' recipe for an IAE.
+
+    Returns ``(anchors, enc_w, enc_b, dec_w, dec_b)``, weights of std
+    ``1 / sqrt(J)`` and biases of std 0.1, drawn in that order from ``seed``.
+    """
+    rng = np.random.default_rng(seed)
+    J, L = n_channels, n_layers
+    anchors = rng.random((n_anchors, J)) + 0.1
+    anchors /= anchors.sum(axis=1, keepdims=True)
+    ws = [rng.standard_normal((J, J)) / np.sqrt(J) for _ in range(2 * L)]
+    bs = [0.1 * rng.standard_normal(J) for _ in range(2 * L)]
+    return anchors, ws[:L], bs[:L], ws[L:], bs[L:]

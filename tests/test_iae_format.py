@@ -9,6 +9,7 @@ before anything is built from the file.
 import json
 import time
 
+import naive  # tests/naive.py (pytest's pythonpath)
 import numpy as np
 import onnx
 import pytest
@@ -21,16 +22,10 @@ FAST = 2.0  # seconds: parsing a tiny file and refusing it takes milliseconds
 
 
 def tiny_model(with_spectra=False):
-    rng = np.random.default_rng(0)
-    J, N, L = 5, 3, 2
-    anchors = rng.random((N, J)) + 0.1
-    ws = [rng.standard_normal((J, J)) / np.sqrt(J) for _ in range(2 * L)]
-    bs = [0.1 * rng.standard_normal(J) for _ in range(2 * L)]
-    model = IAEModel(anchors, ws[:L], bs[:L], ws[L:], bs[L:], name="tiny")
+    model = IAEModel(*naive.random_iae_parts(5, 3, 2), name="tiny")
     if with_spectra:
-        model.training_spectra = rng.random((4, J))
+        model.training_spectra = np.random.default_rng(1).random((4, 5))
     return model
-
 
 def crafted(tmp_path, edit_meta=None, edit_graph=None):
     """A saved tiny model with its metadata (and graph) edited; its path."""

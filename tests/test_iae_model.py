@@ -9,18 +9,10 @@ from sgmca_fast.iae import IAEModel, from_reference
 
 def tiny_model(activation="leaky_relu", n_anchors=3, n_channels=6, n_layers=3,
                simplex=True, seed=0):
-    rng = np.random.default_rng(seed)
-    J = n_channels
-    anchors = rng.random((n_anchors, J)) + 0.1
-    anchors /= anchors.sum(axis=1, keepdims=True)
-    ws = [rng.standard_normal((J, J)) / np.sqrt(J) for _ in range(2 * n_layers)]
-    bs = [0.1 * rng.standard_normal(J) for _ in range(2 * n_layers)]
     return IAEModel(
-        anchors, ws[:n_layers], bs[:n_layers], ws[n_layers:], bs[n_layers:],
-        activation=activation, simplex=simplex, name="tiny",
-        metadata={"seed": seed},
+        *naive.random_iae_parts(n_channels, n_anchors, n_layers, seed),
+        activation=activation, simplex=simplex, name="tiny", metadata={"seed": seed},
     )
-
 
 def direct_forward(pkl_dict, x, lam):
     """The formulas of docs/algorithm.md section 4, written out once more."""
@@ -195,3 +187,23 @@ def test_backend_chosen_at_construction(backend):
                                rtol=1e-9, atol=1e-15)
     with pytest.raises(ValueError, match="backend must be one of"):
         base.with_backend("torch")
+
+
+def test_both_backends_speak_the_generator_protocol():
+    """Every evaluation the projection may ask for, same numbers either way."""
+    from sgmca_fast.iae._generator import EVALUATIONS
+
+    m = tiny_model("tanh")
+    ort = m.with_onnxruntime()
+    rng = np.random.default_rng(7)
+    x, lam = rng.random((3, 6)), rng.dirichlet(np.ones(3), size=3)
+    inputs = {"encode": x, "decode": m.encode(x), "generate": lam,
+              "generate_with_jacobian": lam, "generate_free": lam, "start": x,
+              "fast_project": x}
+    assert set(inputs) == set(EVALUATIONS)
+    for name, arg in inputs.items():
+        want, got = getattr(m.generator, name)(arg), getattr(ort.generator, name)(arg)
+        if not isinstance(want, tuple):
+            want, got = (want,), (got,)
+        for w, g in zip(want, got, strict=True):
+            np.testing.assert_allclose(g, w, rtol=1e-9, atol=1e-14)

@@ -17,18 +17,11 @@ RTOL = 1e-6  # onnxruntime vs numpy, float64
 
 
 def tiny_model(activation="leaky_relu", n_layers=3, simplex=True, seed=0):
-    rng = np.random.default_rng(seed)
-    J, N = 7, 3
-    anchors = rng.random((N, J)) + 0.1
-    anchors /= anchors.sum(axis=1, keepdims=True)
-    ws = [rng.standard_normal((J, J)) / np.sqrt(J) for _ in range(2 * n_layers)]
-    bs = [0.1 * rng.standard_normal(J) for _ in range(2 * n_layers)]
     return IAEModel(
-        anchors, ws[:n_layers], bs[:n_layers], ws[n_layers:], bs[n_layers:],
-        activation=activation, simplex=simplex, name="tiny",
+        *naive.random_iae_parts(7, 3, n_layers, seed), activation=activation,
+        simplex=simplex, name="tiny",
         metadata={"seed": seed, "epochs": 12, "note": "test"},
     )
-
 
 def close(a, b):
     scale = max(np.max(np.abs(b)), 1e-300)

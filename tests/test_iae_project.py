@@ -8,15 +8,8 @@ from sgmca_fast.iae import IAEModel, ProjectionResult, from_reference
 
 
 def tiny_model(activation="tanh", seed=0, simplex=True):
-    rng = np.random.default_rng(seed)
-    J, N, L = 8, 3, 3
-    anchors = rng.random((N, J)) + 0.1
-    anchors /= anchors.sum(axis=1, keepdims=True)
-    ws = [rng.standard_normal((J, J)) / np.sqrt(J) for _ in range(2 * L)]
-    bs = [0.1 * rng.standard_normal(J) for _ in range(2 * L)]
-    return IAEModel(anchors, ws[:L], bs[:L], ws[L:], bs[L:], activation=activation,
+    return IAEModel(*naive.random_iae_parts(8, 3, 3, seed), activation=activation,
                     simplex=simplex)
-
 
 def reference(casa_dir, family):
     return from_reference(casa_dir / "reference_models" / f"model_{family}.pkl")

@@ -64,34 +64,32 @@ class Generator(Protocol):
         """Fast projection of (k, J) spectra: spectra, lambdas (k, N), amplitudes."""
 
 
+# The evaluations of the protocol (what a backend must provide besides its name).
+EVALUATIONS = ("encode", "decode", "generate", "generate_with_jacobian",
+               "generate_free", "start", "fast_project")
+
+
 class NumpyGenerator:
-    """The generator protocol computed with numpy by :class:`Network`."""
+    """The generator protocol computed with numpy by :class:`Network`.
+
+    Each evaluation of :data:`EVALUATIONS` is the network's method of that name.
+    """
 
     name = "numpy"
 
     def __init__(self, network: Network) -> None:
         self.network = network
 
-    def encode(self, x):
-        return self.network.encode(x)
+    def __getattr__(self, attr):
+        # Only reached for names the instance lacks: the evaluations.
+        if attr in EVALUATIONS:
+            return getattr(self.network, attr)
+        raise AttributeError(
+            f"{type(self).__name__!r} object has no attribute {attr!r}"
+        )
 
-    def decode(self, code):
-        return self.network.decode(code)
-
-    def generate(self, lam):
-        return self.network.generate(lam)
-
-    def generate_with_jacobian(self, lam):
-        return self.network.generate_with_jacobian(lam)
-
-    def generate_free(self, lam):
-        return self.network.generate_free(lam)
-
-    def start(self, x):
-        return self.network.start(x)
-
-    def fast_project(self, x):
-        return self.network.fast_project(x)
+    def __dir__(self):
+        return sorted(set(super().__dir__()) | set(EVALUATIONS))
 
 
 def make_generator(network: Network, backend, num_threads: int, make_proto):

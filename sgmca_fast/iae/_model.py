@@ -195,6 +195,13 @@ class IAEModel:
         return self.generator.name
 
     # ------------------------------------------------------------------ forward
+    @staticmethod
+    def _rows(method, x, width: int, what: str, dims: str):
+        """Apply ``method`` to ``x`` validated as (k, width) rows (or one row)."""
+        arr, single = as_batch(x, width, what, dims)
+        out = method(arr)
+        return out[0] if single else out
+
     def encode(self, x) -> np.ndarray:
         """Encode spectra with the encoder phi.
 
@@ -207,9 +214,7 @@ class IAEModel:
         -------
         code : (k, J') or (J',) ndarray
         """
-        arr, single = as_batch(x, self.n_channels, "x", "k, J")
-        out = self.network.encode(arr)
-        return out[0] if single else out
+        return self._rows(self.network.encode, x, self.n_channels, "x", "k, J")
 
     def decode(self, code) -> np.ndarray:
         """Decode codes with the decoder psi (residual factors in reverse order).
@@ -217,14 +222,13 @@ class IAEModel:
         Parameters
         ----------
         code : (k, J') or (J',) array_like
+            Codes, one a row.
 
         Returns
         -------
         x : (k, J) or (J,) ndarray
         """
-        arr, single = as_batch(code, self.code_size, "code", "k, Jc")
-        out = self.network.decode(arr)
-        return out[0] if single else out
+        return self._rows(self.network.decode, code, self.code_size, "code", "k, Jc")
 
     def interpolate(self, code) -> np.ndarray:
         """Barycentric weights of codes.
@@ -240,9 +244,8 @@ class IAEModel:
         -------
         lambdas : (k, N) or (N,) ndarray
         """
-        arr, single = as_batch(code, self.code_size, "code", "k, Jc")
-        lam = self.network.interpolate(arr)
-        return lam[0] if single else lam
+        return self._rows(self.network.interpolate, code, self.code_size, "code",
+                          "k, Jc")
 
     def generate(self, lambdas) -> np.ndarray:
         """Evaluate the generator ``g(lambda) = psi(lambda PhiE)``.
@@ -250,14 +253,14 @@ class IAEModel:
         Parameters
         ----------
         lambdas : (k, N) or (N,) array_like
+            Barycentric weights, one row per spectrum.
 
         Returns
         -------
         g : (k, J) or (J,) ndarray
         """
-        arr, single = as_batch(lambdas, self.n_anchors, "lambdas", "k, N")
-        out = self.network.generate(arr)
-        return out[0] if single else out
+        return self._rows(self.network.generate, lambdas, self.n_anchors, "lambdas",
+                          "k, N")
 
     def generate_with_jacobian(self, lambdas) -> tuple[np.ndarray, np.ndarray]:
         """Evaluate the generator and its Jacobian, propagated through the layers.
@@ -289,7 +292,7 @@ class IAEModel:
         Parameters
         ----------
         a : (k, J) or (J,) array_like
-            Spectra, one a row.
+            Spectra to project, one a row.
 
         Returns
         -------
