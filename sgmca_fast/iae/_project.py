@@ -1,5 +1,8 @@
 """Projections of spectra on an IAE model: fast (encoder) and least squares.
 
+Both are those of docs/algorithm.md section 5, run through a model's backend
+(``_generator.Generator``): this module never evaluates the network itself.
+
 The least-squares projection solves, for each row ``a`` of a batch,
 
     min over lambda (sum(lambda) = 1) and rho >= 0 of ||a - rho g(lambda)||^2
