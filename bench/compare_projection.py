@@ -1,7 +1,7 @@
 """Manifold projection: our Levenberg-Marquardt against the authors' AdaGrad.
 
 Runs, in one process and on the same held-out Cas A spectra, with the authors'
-imported IAE models (shared/data/casa/reference_models):
+imported IAE models (../shared/data/casa/reference_models):
 
 - ``fast_project`` (encoder-based projection),
 - ``project`` (variable-projection Levenberg-Marquardt, onnxruntime path),
@@ -32,15 +32,17 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
 
 import argparse  # noqa: E402
 import platform  # noqa: E402
-import sys  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
+import _common  # noqa: E402  (bench/_common.py: the script's folder is on the path)
 import numpy as np  # noqa: E402
 from numba import njit  # noqa: E402
 
-FAMILIES = ("sync", "thermal", "gauss")
+from sgmca_fast.iae import sad_rows  # noqa: E402
+
+FAMILIES = tuple(family for family, _ in _common.CASA_MODEL_COUNTS)
 
 
 def held_out(casa: Path, family: str) -> np.ndarray:
@@ -76,7 +78,7 @@ def adagrad_project(model, a, n_steps=1000, step=0.1, momentum=0.9, eps=1e-6):
         if idx.size == 0:
             break
         p = x[idx]
-        g, jac = model._rt_generate(full_lambda(p), True)
+        g, jac = model.generator.generate_with_jacobian(full_lambda(p))
         amp = p[:, -1]
         res = amp[:, None] * g - a[idx]
         # d/dl_i with l_N = 1 - sum: columns i minus the last.
@@ -90,13 +92,13 @@ def adagrad_project(model, a, n_steps=1000, step=0.1, momentum=0.9, eps=1e-6):
         p = p - step * m
         x[idx], g_sq[idx], mom[idx] = p, gs, m
         n_iter[idx] += 1
-        gnew = model._rt_generate(full_lambda(p), False)[0]
+        gnew = model.generator.generate(full_lambda(p))
         loss = np.sum((p[:, -1:] * gnew - a[idx]) ** 2, axis=1)
         rel = np.abs(old[idx] - loss) / (old[idx] + 1e-16)
         old[idx] = loss
         active[idx[rel < eps]] = False
     lam = full_lambda(x)
-    g = model._rt_generate(lam, False)[0]
+    g = model.generator.generate(lam)
     spectra = x[:, -1:] * g
     return spectra, lam, x[:, -1], np.linalg.norm(a - spectra, axis=1), n_iter
 
@@ -170,12 +172,12 @@ def adagrad_compiled(model, a, n_steps=1000, step=0.1, momentum=0.9, eps=1e-6):
         if m == 0:
             break
         _full_lambdas(x, idx, lam[:m])
-        g, jac = model._rt_generate(lam[:m], True)
+        g, jac = model.generator.generate_with_jacobian(lam[:m])
         _adagrad_update(x, idx, g, jac, a, g_sq, mom, step, momentum, lam_new[:m])
-        g_new = model._rt_generate(lam_new[:m], False)[0]
+        g_new = model.generator.generate(lam_new[:m])
         _adagrad_stop(x, idx, g_new, a, old, active, n_iter, eps)
     _full_lambdas(x, np.arange(k), lam)
-    g = model._rt_generate(lam, False)[0]
+    g = model.generator.generate(lam)
     spectra = x[:, -1:] * g
     return spectra, lam, x[:, -1], np.linalg.norm(a - spectra, axis=1), n_iter
 
@@ -187,18 +189,19 @@ def counted_project(model, a):
     """``model.project(a)`` and the model evaluations each spectrum costs.
 
     Each spectrum is projected again on its own (the projection treats the rows
-    of a batch independently), with the run-time calls counted.
+    of a batch independently), with the calls to the model's backend counted.
     """
     calls = []
     originals = {}
-    for name in ("_rt_start", "_rt_generate_free", "_rt_generate"):
-        originals[name] = getattr(model, name)
+    generator = model.generator
+    for name in ("start", "generate_free", "generate"):
+        originals[name] = getattr(generator, name)
 
         def counted(*args, original=originals[name]):
             calls.append(1)
             return original(*args)
 
-        setattr(model, name, counted)
+        setattr(generator, name, counted)
     try:
         evaluations = np.empty(a.shape[0], dtype=np.int64)
         for i, spectrum in enumerate(a):
@@ -207,15 +210,8 @@ def counted_project(model, a):
             evaluations[i] = len(calls)
     finally:
         for name in originals:
-            delattr(model, name)  # back to the class's methods
+            delattr(generator, name)  # back to the class's methods
     return model.project(a), evaluations
-
-
-def sad_db(est, true):
-    cos = np.sum(est * true, axis=1) / (
-        np.linalg.norm(est, axis=1) * np.linalg.norm(true, axis=1)
-    )
-    return -10.0 * np.log10(np.arccos(np.clip(cos, -1.0, 1.0)))
 
 
 def timed(fn, repeat):
@@ -261,8 +257,7 @@ def versions() -> str:
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    default_casa = Path(__file__).resolve().parents[2] / "shared" / "data" / "casa"
-    parser.add_argument("--casa", type=Path, default=default_casa)
+    parser.add_argument("--casa", type=Path, default=_common.CASA_DIR)
     parser.add_argument("--families", nargs="+", default=list(FAMILIES))
     parser.add_argument("--single", type=int, default=None,
                         help="spectra timed one at a time, both methods (default: "
@@ -274,7 +269,7 @@ def main(argv=None):
 
     from sgmca_fast.iae import from_reference, load
 
-    print("command:", " ".join([Path(sys.executable).name] + sys.argv))
+    _common.print_header()
     print("versions:", versions())
     print()
     tmp = tempfile.TemporaryDirectory()
@@ -305,9 +300,9 @@ def main(argv=None):
         print(
             f"{family:8s} {a.shape[0]:4d} "
             f"{100 * np.mean(res.residual <= ada_res):11.1f}% "
-            f"{np.median(sad_db(fast_spec, a)):8.2f} "
-            f"{np.median(sad_db(res.spectra, a)):7.2f} "
-            f"{np.median(sad_db(ada_spec, a)):7.2f} "
+            f"{np.median(sad_rows(a, fast_spec)):8.2f} "
+            f"{np.median(sad_rows(a, res.spectra)):7.2f} "
+            f"{np.median(sad_rows(a, ada_spec)):7.2f} "
             f"{np.median(res.n_iter):6.0f} {np.median(ada_it):6.0f} "
             f"{np.mean(evaluations):8.2f} {100 * np.mean(evaluations == 1):5.0f}%"
         )

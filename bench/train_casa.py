@@ -17,22 +17,20 @@ Usage (from the repository root)::
 
 import argparse
 import os
-import platform
-import sys
 import time
 from pathlib import Path
 
+import _common  # bench/_common.py (the script's folder is on the path)
 
-def _parse():
+
+def _parse(argv=None):
     here = Path(__file__).resolve().parent
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument(
-        "--data",
-        default=str(here.parent.parent / "shared" / "data" / "casa"),
-        help="folder holding spectra_*.npz and reference_models/",
-    )
+    p.add_argument("--data", type=Path, default=_common.CASA_DIR,
+                   help="folder holding spectra_*.npz and reference_models/")
     p.add_argument("--out", default=str(here / "results" / "models"))
-    p.add_argument("--families", nargs="+", default=["sync", "thermal", "gauss"])
+    p.add_argument("--families", nargs="+",
+                   default=[family for family, _ in _common.CASA_MODEL_COUNTS])
     p.add_argument("--seed", type=int, default=0)
     p.add_argument(
         "--threads",
@@ -41,19 +39,8 @@ def _parse():
         help="BLAS threads (the matrices are small; 1 is fastest on a shared machine)",
     )
     p.add_argument("--quiet", action="store_true", help="no progress bars")
-    return p.parse_args()
+    return p.parse_args(argv)
 
-
-ARGS = _parse()
-# BLAS threads must be set before numpy loads its BLAS
-for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-    os.environ[_var] = str(ARGS.threads)
-
-import numpy as np  # noqa: E402
-import scipy  # noqa: E402
-
-import sgmca_fast  # noqa: E402
-from sgmca_fast.iae import from_reference, train  # noqa: E402
 
 # Training settings per family (everything else: train() defaults).
 SETTINGS = {
@@ -64,15 +51,9 @@ SETTINGS = {
 }
 
 
-def sad_db(truth, estimate):
-    """Per-spectrum SAD in dB: -10 log10(angle in radians)."""
-    num = np.sum(truth * estimate, axis=1)
-    den = np.linalg.norm(truth, axis=1) * np.linalg.norm(estimate, axis=1)
-    ang = np.arccos(np.clip(num / den, -1.0, 1.0))
-    return -10.0 * np.log10(np.maximum(ang, 1e-12))
-
-
 def load_family(data, family):
+    import numpy as np
+
     d = np.load(Path(data) / f"spectra_{family}.npz")
     anchors, train_set = d["anchors"], d["train"]
     if family == "gauss":
@@ -82,29 +63,31 @@ def load_family(data, family):
 
 
 def scores(model, valid):
-    fast = model.fast_project(valid)[0]
+    """Median SAD (dB) of the fast and full projections, seconds per spectrum."""
+    from sgmca_fast.iae import median_sad
+
+    fast = median_sad(model, valid)
     t0 = time.perf_counter()
-    full = model.project(valid)
-    t_full = time.perf_counter() - t0
-    return (
-        float(np.median(sad_db(valid, fast))),
-        float(np.median(sad_db(valid, full.spectra))),
-        t_full / valid.shape[0],
-    )
+    full = median_sad(model, valid, full=True)
+    return fast, full, (time.perf_counter() - t0) / valid.shape[0]
 
 
-def main():
-    print("command:", " ".join([sys.executable, *sys.argv]))
-    print(
-        f"python {platform.python_version()}, numpy {np.__version__}, "
-        f"scipy {scipy.__version__}, sgmca_fast {sgmca_fast.__version__}, "
-        f"{platform.machine()} {os.cpu_count()} cpus, BLAS threads {ARGS.threads}"
-    )
-    out = Path(ARGS.out)
+def main(argv=None):
+    args = _parse(argv)
+    # BLAS threads must be set before numpy loads its BLAS.
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[var] = str(args.threads)
+    import scipy
+
+    from sgmca_fast.iae import from_reference, train
+
+    _common.print_header()
+    print(f"scipy {scipy.__version__}, BLAS threads {args.threads}")
+    out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     rows = []
-    for family in ARGS.families:
-        anchors, train_set, valid = load_family(ARGS.data, family)
+    for family in args.families:
+        anchors, train_set, valid = load_family(args.data, family)
         settings = SETTINGS.get(family, {})
         print(
             f"\n{family}: train {train_set.shape}, valid {valid.shape}, "
@@ -116,8 +99,8 @@ def main():
             train_set,
             anchors,
             valid,
-            random_state=ARGS.seed,
-            progress=not ARGS.quiet,
+            random_state=args.seed,
+            progress=not args.quiet,
             name=family,
             **settings,
         )
@@ -133,7 +116,7 @@ def main():
         model.save(path)
         print(f"  saved {path}")
         ours = scores(model, valid)
-        ref_path = Path(ARGS.data) / "reference_models" / f"model_{family}.pkl"
+        ref_path = args.data / "reference_models" / f"model_{family}.pkl"
         theirs = scores(from_reference(ref_path), valid)
         rows.append((family, valid.shape[0], *ours, *theirs, seconds))
 

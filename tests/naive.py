@@ -95,7 +95,7 @@ def sad_arccos(A0, A):
     return -10 * np.log10(np.mean(np.arccos(np.clip(cos, -1, 1))))
 
 
-ACTIVATIONS = {
+ACTIVATIONS = {  # the IAE activations; the leaky ReLU's slope is 0.01
     "leaky_relu": lambda z: np.where(z > 0, z, 0.01 * z),
     "relu": lambda z: np.maximum(z, 0.0),
     "tanh": np.tanh,
@@ -103,13 +103,39 @@ ACTIVATIONS = {
 }
 
 
+def iae_residual_factors(res_factor, n_layers):
+    """r_l = res_factor (2^(l / (L - 1)) - 1) of encoder layer l (0 for L = 1)."""
+    if n_layers == 1:
+        return [0.0]
+    return [res_factor * (2.0 ** (ell / (n_layers - 1)) - 1.0)
+            for ell in range(n_layers)]
+
+
 def decoder_preactivations(m, lam):
-    """An IAE decoder's pre-activations h W + b of every layer, side by side."""
+    """An IAE decoder's pre-activations h W + b of every layer, side by side.
+
+    ``h`` starts at ``lam @ phi(anchors)``; decoder layer l uses r_{L-1-l}.
+    """
+    r = iae_residual_factors(m.res_factor, m.n_layers)[::-1]
     h = lam @ m.anchor_codes
     zs = []
-    for w, b, r in zip(m.decoder_weights, m.decoder_biases,
-                       m.residual_factors[::-1], strict=True):
+    for w, b, r_l in zip(m.decoder_weights, m.decoder_biases, r, strict=True):
         z = h @ w + b
         zs.append(z)
-        h = ACTIVATIONS[m.activation](z) + r * h
+        h = ACTIVATIONS[m.activation](z) + r_l * h
     return np.concatenate(zs, axis=-1)
+
+
+def random_iae_parts(n_channels, n_anchors, n_layers, seed=0):
+    """Anchors (unit-sum rows) and random layers: the tests' recipe for an IAE.
+
+    Returns ``(anchors, enc_w, enc_b, dec_w, dec_b)``, weights of std
+    ``1 / sqrt(J)`` and biases of std 0.1, drawn in that order from ``seed``.
+    """
+    rng = np.random.default_rng(seed)
+    J, L = n_channels, n_layers
+    anchors = rng.random((n_anchors, J)) + 0.1
+    anchors /= anchors.sum(axis=1, keepdims=True)
+    ws = [rng.standard_normal((J, J)) / np.sqrt(J) for _ in range(2 * L)]
+    bs = [0.1 * rng.standard_normal(J) for _ in range(2 * L)]
+    return anchors, ws[:L], bs[:L], ws[L:], bs[L:]

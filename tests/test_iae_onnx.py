@@ -1,7 +1,6 @@
 """ONNX export: onnxruntime against numpy, round trip, bad files."""
 
 import json
-from pathlib import Path
 
 import naive  # tests/naive.py (pytest's pythonpath)
 import numpy as np
@@ -9,30 +8,20 @@ import onnx
 import pytest
 from onnx import TensorProto, helper
 
+from sgmca_fast._validation import InputError
 from sgmca_fast.iae import IAEModel, from_reference, load
-from sgmca_fast.iae._onnx import IR_VERSION, METADATA_KEY, OPSET
+from sgmca_fast.iae._format import METADATA_KEY
+from sgmca_fast.iae._graph import IR_VERSION, OPSET
 
-CASA = Path(__file__).resolve().parents[2] / "shared" / "data" / "casa"
-REFERENCE = CASA / "reference_models"
-needs_casa = pytest.mark.skipif(
-    not REFERENCE.is_dir(), reason="shared/data/casa is not available"
-)
 RTOL = 1e-6  # onnxruntime vs numpy, float64
 
 
 def tiny_model(activation="leaky_relu", n_layers=3, simplex=True, seed=0):
-    rng = np.random.default_rng(seed)
-    J, N = 7, 3
-    anchors = rng.random((N, J)) + 0.1
-    anchors /= anchors.sum(axis=1, keepdims=True)
-    ws = [rng.standard_normal((J, J)) / np.sqrt(J) for _ in range(2 * n_layers)]
-    bs = [0.1 * rng.standard_normal(J) for _ in range(2 * n_layers)]
     return IAEModel(
-        anchors, ws[:n_layers], bs[:n_layers], ws[n_layers:], bs[n_layers:],
-        activation=activation, simplex=simplex, name="tiny",
+        *naive.random_iae_parts(7, 3, n_layers, seed), activation=activation,
+        simplex=simplex, name="tiny",
         metadata={"seed": seed, "epochs": 12, "note": "test"},
     )
-
 
 def close(a, b):
     scale = max(np.max(np.abs(b)), 1e-300)
@@ -40,10 +29,12 @@ def close(a, b):
 
 
 def check_runtime_matches_numpy(m, saved, x, lam):
-    rt = saved._runtime
+    rt = saved.generator
+    assert rt.name == "onnxruntime"
     close(rt.encode(x), m.encode(x))
     close(rt.decode(m.encode(x)), m.decode(m.encode(x)))
-    g, jac = rt.generate(lam, True)
+    close(rt.generate(lam), m.generate(lam))
+    g, jac = rt.generate_with_jacobian(lam)
     g0, jac0 = m.generate_with_jacobian(lam)
     close(g, g0)
     close(jac, jac0)
@@ -51,16 +42,17 @@ def check_runtime_matches_numpy(m, saved, x, lam):
         close(np.asarray(got), np.asarray(want))
     g, tangents_free, pre, pre_tangents = rt.generate_free(lam)  # rows: (k, d, .)
     close(g, g0)
-    close(tangents_free, np.swapaxes(jac0 @ m._free_basis, 1, 2))
+    basis = m.network.free_basis
+    close(tangents_free, np.swapaxes(jac0 @ basis, 1, 2))
     close(pre, naive.decoder_preactivations(m, lam))
     # Pre-activations are smooth in lambda: central differences (exact for the
     # piecewise-linear activations away from their kinks).
     eps = 1e-6
-    for p, direction in enumerate(m._free_basis.T):
+    for p, direction in enumerate(basis.T):
         diff = (naive.decoder_preactivations(m, lam + eps * direction)
                 - naive.decoder_preactivations(m, lam - eps * direction)) / (2 * eps)
         assert np.max(np.abs(pre_tangents[:, p] - diff)) <= 1e-7 * np.max(np.abs(diff))
-    for got, want in zip(rt.start(x), m._rt_start(x), strict=True):
+    for got, want in zip(rt.start(x), m.network.start(x), strict=True):
         close(got, want)
 
 
@@ -78,14 +70,14 @@ def test_onnxruntime_matches_numpy(tmp_path, activation, simplex):
     check_runtime_matches_numpy(m, saved, x, lam)
 
 
-@needs_casa
 @pytest.mark.parametrize("family", ["sync", "thermal", "gauss"])
-def test_reference_models_through_onnx(tmp_path, family):
-    m = from_reference(REFERENCE / f"model_{family}.pkl")
+def test_reference_models_through_onnx(tmp_path, family, casa_dir,
+                                       reference_models_dir):
+    m = from_reference(reference_models_dir / f"model_{family}.pkl")
     path = tmp_path / f"{family}.onnx"
     m.save(path)
     saved = load(path)
-    x = np.load(CASA / f"spectra_{family}.npz")["train"][:20]
+    x = np.load(casa_dir / f"spectra_{family}.npz")["train"][:20]
     lam = np.random.default_rng(2).dirichlet(np.ones(m.n_anchors), size=6)
     check_runtime_matches_numpy(m, saved, x, lam)
     a = saved.project(x)
@@ -123,8 +115,9 @@ def test_round_trip_keeps_everything(tmp_path):
     }
     onnx.checker.check_model(proto, full_check=True)
     # A second load of the same file reuses the cached sessions.
-    assert load(path, num_threads=2)._runtime._sessions is s._runtime._sessions
-    assert load(path)._runtime._sessions is not s._runtime._sessions
+    assert load(path, num_threads=2).generator._sessions is s.generator._sessions
+    assert load(path).generator._sessions is not s.generator._sessions
+    assert load(path, 2, cache=False).generator._sessions is not s.generator._sessions
 
 
 def test_in_memory_session():
@@ -138,7 +131,7 @@ def test_in_memory_session():
 def test_not_onnx(tmp_path):
     bad = tmp_path / "bad.onnx"
     bad.write_bytes(b"this is not a protobuf \xff\xfe" * 10)
-    with pytest.raises(ValueError, match=r"bad\.onnx: not a readable ONNX file"):
+    with pytest.raises(InputError, match=r"bad\.onnx: not a readable ONNX file"):
         load(bad)
 
 
@@ -150,7 +143,7 @@ def test_truncated(tmp_path):
         trunc = tmp_path / "trunc.onnx"
         trunc.write_bytes(data[:cut])
         with pytest.raises(
-            ValueError, match=r"trunc\.onnx: (not a readable ONNX file \(truncated"
+            InputError, match=r"trunc\.onnx: (not a readable ONNX file \(truncated"
             r"|not an sgmca-fast IAE model.*truncated)",
         ):
             load(trunc)
@@ -177,11 +170,11 @@ def test_broken_metadata(tmp_path):
     del meta["activation"]
     proto.metadata_props[0].value = json.dumps(meta)
     onnx.save(proto, str(path))
-    with pytest.raises(ValueError, match=r"m\.onnx: IAE metadata is missing \['act"):
+    with pytest.raises(InputError, match=r"m\.onnx: IAE metadata is missing \['act"):
         load(path)
     proto.metadata_props[0].value = "{not json"
     onnx.save(proto, str(path))
-    with pytest.raises(ValueError, match=r"m\.onnx: corrupt 'sgmca_fast\.iae' meta"):
+    with pytest.raises(InputError, match=r"m\.onnx: corrupt 'sgmca_fast\.iae' meta"):
         load(path)
 
 
@@ -202,7 +195,7 @@ def test_format_1_file_runs_current_graph(tmp_path):
     meta["format_version"] = 99
     proto.metadata_props[0].value = json.dumps(meta)
     onnx.save(proto, str(old))
-    with pytest.raises(ValueError, match=r"old\.onnx: IAE format version 99 is not"):
+    with pytest.raises(InputError, match=r"old\.onnx: IAE format version 99 is not"):
         load(old)
 
 
@@ -221,7 +214,9 @@ def test_missing_file_and_threads(tmp_path):
         load(tmp_path / "nope.onnx")
     path = tmp_path / "m.onnx"
     tiny_model().save(path)
-    with pytest.raises(ValueError, match="num_threads must be >= 1, got 0"):
+    with pytest.raises(InputError, match="num_threads must be at least 1, got 0"):
         load(path, num_threads=0)
-    with pytest.raises(TypeError, match="num_threads must be an integer or None"):
+    with pytest.raises(TypeError, match="num_threads must be an integer"):
         load(path, num_threads=1.5)
+    with pytest.raises(InputError, match="backend must be one of"):
+        load(path, backend="torch")

@@ -1,33 +1,18 @@
 """Fast and least-squares projections on IAE models."""
 
-from pathlib import Path
-
 import naive  # tests/naive.py (pytest's pythonpath)
 import numpy as np
 import pytest
 
 from sgmca_fast.iae import IAEModel, ProjectionResult, from_reference
 
-CASA = Path(__file__).resolve().parents[2] / "shared" / "data" / "casa"
-REFERENCE = CASA / "reference_models"
-needs_casa = pytest.mark.skipif(
-    not REFERENCE.is_dir(), reason="shared/data/casa is not available"
-)
-
 
 def tiny_model(activation="tanh", seed=0, simplex=True):
-    rng = np.random.default_rng(seed)
-    J, N, L = 8, 3, 3
-    anchors = rng.random((N, J)) + 0.1
-    anchors /= anchors.sum(axis=1, keepdims=True)
-    ws = [rng.standard_normal((J, J)) / np.sqrt(J) for _ in range(2 * L)]
-    bs = [0.1 * rng.standard_normal(J) for _ in range(2 * L)]
-    return IAEModel(anchors, ws[:L], bs[:L], ws[L:], bs[L:], activation=activation,
+    return IAEModel(*naive.random_iae_parts(8, 3, 3, seed), activation=activation,
                     simplex=simplex)
 
-
-def reference(family):
-    return from_reference(REFERENCE / f"model_{family}.pkl")
+def reference(casa_dir, family):
+    return from_reference(casa_dir / "reference_models" / f"model_{family}.pkl")
 
 
 def feasible_start_residual(m, a):
@@ -68,11 +53,10 @@ def test_recovers_generated_spectrum_tiny(activation):
     assert res.converged.all() and res.n_iter.max() < 50
 
 
-@needs_casa
 @pytest.mark.parametrize("family", ["sync", "thermal", "gauss"])
-def test_recovers_generated_spectrum_reference(family):
-    m = reference(family)
-    valid = np.load(CASA / f"spectra_{family}.npz")["train"][::60]
+def test_recovers_generated_spectrum_reference(family, casa_dir):
+    m = reference(casa_dir, family)
+    valid = np.load(casa_dir / f"spectra_{family}.npz")["train"][::60]
     lam_true = m.project(valid).lambdas  # on-manifold points of the family
     a = 3.0 * m.generate(lam_true)
     res = m.project(a)
@@ -82,11 +66,10 @@ def test_recovers_generated_spectrum_reference(family):
     assert np.all(res.residual <= 1e-6 * np.linalg.norm(a, axis=1))
 
 
-@needs_casa
 @pytest.mark.parametrize("family", ["sync", "thermal"])
-def test_never_worse_than_start(family):
-    m = reference(family)
-    a = np.load(CASA / f"spectra_{family}.npz")["valid"]
+def test_never_worse_than_start(family, casa_dir):
+    m = reference(casa_dir, family)
+    a = np.load(casa_dir / f"spectra_{family}.npz")["valid"]
     res = m.project(a)
     fast = np.linalg.norm(a - m.fast_project(a)[0], axis=1)
     assert np.all(res.residual <= feasible_start_residual(m, a) * (1 + 1e-12))
@@ -103,15 +86,14 @@ def test_never_worse_than_start(family):
     np.testing.assert_allclose(res.spectra, res.rho[:, None] * m.generate(res.lambdas))
 
 
-@needs_casa
 @pytest.mark.parametrize("family", ["sync", "gauss"])
-def test_optimal_against_scipy_least_squares(family):
+def test_optimal_against_scipy_least_squares(family, casa_dir):
     """The stopping rules (including the final step, evaluated without its
     Jacobian) stop at the optimum an independent solver finds."""
     from scipy.optimize import least_squares
 
-    m = reference(family)
-    a = np.load(CASA / f"spectra_{family}.npz")["train"][::40]
+    m = reference(casa_dir, family)
+    a = np.load(casa_dir / f"spectra_{family}.npz")["train"][::40]
     res = m.project(a)
     start = m.fast_project(a)[1]
     start = start + (1 - start.sum(axis=1, keepdims=True)) / m.n_anchors
@@ -128,12 +110,11 @@ def test_optimal_against_scipy_least_squares(family):
         assert res.residual[i] <= best * (1 + 1e-7), (i, res.residual[i], best)
 
 
-@needs_casa
-def test_far_from_manifold():
-    m = reference("sync")
-    sync = np.load(CASA / "spectra_sync.npz")["valid"][:10]
-    therm = np.load(CASA / "spectra_thermal.npz")["valid"][:10]
-    gauss = np.load(CASA / "spectra_gauss.npz")["train"][:10]
+def test_far_from_manifold(casa_dir):
+    m = reference(casa_dir, "sync")
+    sync = np.load(casa_dir / "spectra_sync.npz")["valid"][:10]
+    therm = np.load(casa_dir / "spectra_thermal.npz")["valid"][:10]
+    gauss = np.load(casa_dir / "spectra_gauss.npz")["train"][:10]
     rng = np.random.default_rng(3)
     a = np.vstack([
         0.5 * sync + 0.5 * therm,
@@ -235,12 +216,12 @@ def test_within_piece_against_activation_patterns():
     m = tiny_model("leaky_relu")
     rng = np.random.default_rng(8)
     lam = rng.dirichlet(3 * np.ones(3), size=40)
-    g, tangents, z, dz = m._rt_generate_free(lam)
+    g, tangents, z, dz = m.generator.generate_free(lam)
     verdicts = []
     for i in range(lam.shape[0]):
         step = rng.standard_normal(2) * 10.0 ** rng.uniform(-2, 1.5)
         inside = _within_piece(z[i], dz[i], step, np.empty(z.shape[1]))
-        path = lam[i] + np.linspace(0, 1, 201)[:, None] * (m._free_basis @ step)
+        path = lam[i] + np.linspace(0, 1, 201)[:, None] * (m.network.free_basis @ step)
         patterns = decoder_signs(m, path)
         assert inside == bool(np.all(patterns == patterns[0])), i
         if inside:
@@ -258,16 +239,16 @@ def test_steps_inside_a_piece_need_no_evaluation(monkeypatch):
     start = lam_true + 1e-7 * np.array([1.0, -0.5, -0.5])
     assert np.all(decoder_signs(m, start) == decoder_signs(m, lam_true))
     calls = []
-    for name in ("_rt_generate_free", "_rt_generate"):
-        original = getattr(m, name)
+    for name in ("generate_free", "generate", "start"):
+        original = getattr(m.generator, name)
 
         def counted(*args, original=original, name=name):
             calls.append(name)
             return original(*args)
 
-        monkeypatch.setattr(m, name, counted)
+        monkeypatch.setattr(m.generator, name, counted)
     res = m.project(a, lambda0=start)
-    assert calls == ["_rt_generate_free"]  # the start, nothing after
+    assert calls == ["generate_free"]  # the start, nothing after
     assert res.converged.all() and np.all(res.n_iter >= 1)
     np.testing.assert_allclose(res.lambdas, lam_true, atol=1e-9)
     np.testing.assert_allclose(res.rho, 2.0, rtol=1e-9)
@@ -305,10 +286,10 @@ def test_unit_held_at_zero_is_no_kink():
     m = IAEModel(base.anchors, base.encoder_weights, base.encoder_biases, dec_w, dec_b,
                  activation="leaky_relu")
     lam = np.array([[0.3, 0.3, 0.4]])
-    _, _, z, dz = m._rt_generate_free(lam)
+    _, _, z, dz = m.generator.generate_free(lam)
     assert z[0, 8 + 2] == 0.0 and np.all(dz[0, :, 8 + 2] == 0.0)
     step = np.array([1e-3, -2e-3])
-    path = lam + np.linspace(0, 1, 101)[:, None] * (m._free_basis @ step)
+    path = lam + np.linspace(0, 1, 101)[:, None] * (m.network.free_basis @ step)
     patterns = decoder_signs(m, path)
     assert np.all(patterns == patterns[0])
     assert _within_piece(z[0], dz[0], step, np.empty(z.shape[1]))

@@ -1,28 +1,20 @@
 """Import of the authors' pickles through the restricted unpickler."""
 
 import pickle
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 from sgmca_fast.iae import IAEModel, from_reference
 
-CASA = Path(__file__).resolve().parents[2] / "shared" / "data" / "casa"
-REFERENCE = CASA / "reference_models"
-needs_casa = pytest.mark.skipif(
-    not REFERENCE.is_dir(), reason="shared/data/casa is not available"
-)
 
-
-@needs_casa
 @pytest.mark.parametrize(
     ("family", "n_anchors", "name"),
     [("sync", 3, "model_sync"), ("thermal", 3, "model_thermal"),
      ("gauss", 2, "model_gauss_100k")],
 )
-def test_from_reference(family, n_anchors, name):
-    m = from_reference(REFERENCE / f"model_{family}.pkl")
+def test_from_reference(family, n_anchors, name, reference_models_dir):
+    m = from_reference(reference_models_dir / f"model_{family}.pkl")
     assert isinstance(m, IAEModel)
     assert (m.n_anchors, m.n_channels, m.n_layers) == (n_anchors, 75, 4)
     assert m.name == name

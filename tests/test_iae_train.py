@@ -54,7 +54,8 @@ def test_gradient_matches_finite_differences(activation, n_layers, n_anchors):
 
 
 def test_loss_matches_documented_formula():
-    # the loss written out from ALGORITHM.md section 4, independently of _loss_grad
+    # the loss written out from docs/algorithm.md section 4, independently of
+    # _loss_grad
     rng = np.random.default_rng(2)
     J, L, r = 5, 3, 0.2
     spec = _train._Spec(J, L, "tanh", r, 0.7, bias_scale=0.3)
@@ -137,10 +138,13 @@ def test_returns_model_that_fits_the_toy_family():
         model.decoder_weights,
         [b / spec.bias_scale for b in model.decoder_biases],
     )
-    np.testing.assert_allclose(
-        model.encode(V), _train._encode(theta, spec, V), rtol=1e-10, atol=1e-14
-    )
-    sad = _train._sad_db(V, _train._fast_project(theta, spec, A, V))
+    net = _train._network(theta, spec, A)
+    np.testing.assert_allclose(model.encode(V), net.encode(V), rtol=1e-10, atol=1e-14)
+    sad = _train.sad_rows(V, net.fast_project(V)[0])
+    np.testing.assert_allclose(sad, -10 * np.log10(np.arccos(np.clip(
+        np.sum(V * model.fast_project(V)[0], axis=1)
+        / np.linalg.norm(V, axis=1) / np.linalg.norm(model.fast_project(V)[0], axis=1),
+        -1, 1))), rtol=1e-6)
     assert np.median(sad) > 15.0
     assert model.history["valid_sad"][model.history["best_epoch"]] == pytest.approx(
         np.median(sad)
@@ -177,9 +181,9 @@ def test_input_validation():
     X, A, V = _toy()
     bad = X.copy()
     bad[3, 2] = np.nan
-    with pytest.raises(ValueError, match="train contains NaN or infinite"):
+    with pytest.raises(ValueError, match="train contains NaN or inf"):
         train(bad, A)
-    with pytest.raises(ValueError, match="anchors contains NaN or infinite"):
+    with pytest.raises(ValueError, match="anchors contains NaN or inf"):
         train(X, np.where(A > 0.2, np.inf, A))
     with pytest.raises(ValueError, match="train has 7 channels but anchors have 8"):
         train(X[:, :7], A)
@@ -193,11 +197,11 @@ def test_input_validation():
         train(X, A, activation="sigmoid")
     with pytest.raises(ValueError, match=r"optimizer must be one of \['adam'"):
         train(X, A, optimizer="sgd")
-    with pytest.raises(ValueError, match="max_epochs must be >= 1"):
+    with pytest.raises(ValueError, match="max_epochs must be at least 1"):
         train(X, A, max_epochs=0)
-    with pytest.raises(TypeError, match="n_layers must be an int"):
+    with pytest.raises(TypeError, match="n_layers must be an integer"):
         train(X, A, n_layers=2.0)
-    with pytest.raises(ValueError, match="learning_rate must be finite and > 0"):
+    with pytest.raises(ValueError, match="learning_rate must be > 0"):
         train(X, A, learning_rate=-1.0)
-    with pytest.raises(TypeError, match="train must be a real array"):
+    with pytest.raises(TypeError, match="train must be a real numeric array"):
         train([["a", "b"]], A)

@@ -11,10 +11,12 @@ from __future__ import annotations
 from importlib import resources
 from pathlib import Path
 
+from ..datasets import FAMILIES
+
 __all__ = ["BUILTIN_MODELS", "builtin_model", "builtin_models", "model_path"]
 
-BUILTIN_MODELS = ("gauss", "sync", "thermal")
-"""Names of the built-in models, sorted."""
+BUILTIN_MODELS = FAMILIES
+"""Names of the built-in models, sorted: one per family of ``datasets.FAMILIES``."""
 
 
 def model_path(name: str) -> Path:

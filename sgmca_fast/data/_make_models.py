@@ -17,7 +17,12 @@ from pathlib import Path
 
 import numpy as np
 
-FAMILIES = ("gauss", "sync", "thermal")
+from .. import datasets, iae
+from ..datasets import FAMILIES
+from ..iae import median_sad
+
+__all__ = ["make_model", "median_sad", "main"]
+
 SEED = 0  # training seed (weights, mini-batch order)
 TEST_SEED = 1  # seed of the independent test spectra
 # Kept in the file for the solver's lost-source reseeding; a subset keeps it small.
@@ -29,22 +34,6 @@ SETTINGS = {
     "max_epochs": 2500,
     "lbfgs_iter": 300,
 }
-
-
-def median_sad(model, spectra, full: bool = False) -> float:
-    """Median SAD (dB) of the projection of spectra on a model.
-
-    The fast (encoder) projection, or with ``full=True`` the Levenberg-Marquardt
-    projection (:meth:`IAEModel.project`, the paper's Eq. 10 and its Table 2).
-    """
-    if full:
-        estimate = model.project(spectra).spectra
-    else:
-        estimate = model.fast_project(spectra)[0]
-    num = np.sum(spectra * estimate, axis=1)
-    den = np.linalg.norm(spectra, axis=1) * np.linalg.norm(estimate, axis=1)
-    angle = np.arccos(np.clip(num / np.where(den > 0, den, 1.0), -1.0, 1.0))
-    return float(np.median(-10.0 * np.log10(np.maximum(angle, 1e-12))))
 
 
 def make_model(name: str, out_dir: Path, progress: bool = True) -> dict:
@@ -63,8 +52,6 @@ def make_model(name: str, out_dir: Path, progress: bool = True) -> dict:
     report : dict
         ``path``, ``valid_sad``, ``test_sad`` (dB), ``seconds``, ``epochs``.
     """
-    from .. import datasets, iae
-
     sets = datasets.make_spectra_sets(name)
     t0 = time.perf_counter()
     model = iae.train(
@@ -79,7 +66,7 @@ def make_model(name: str, out_dir: Path, progress: bool = True) -> dict:
     seconds = time.perf_counter() - t0
     # an even subset of the training spectra, for the solver's reseeding
     keep = np.linspace(0, len(sets["train"]) - 1, N_KEPT_TRAINING_SPECTRA).round()
-    model.training_spectra = sets["train"][keep.astype(int)]
+    model.training_spectra = sets["train"][keep.astype(int)]  # saved with it
     model.metadata["training"]["made_by"] = "python -m sgmca_fast.data._make_models"
     model.metadata["training"]["data"] = (
         f"sgmca_fast.datasets.make_spectra_sets({name!r}) (seed 0)"

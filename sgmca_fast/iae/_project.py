@@ -1,5 +1,8 @@
 """Projections of spectra on an IAE model: fast (encoder) and least squares.
 
+Both are those of docs/algorithm.md section 5, run through a model's backend
+(``_generator.Generator``): this module never evaluates the network itself.
+
 The least-squares projection solves, for each row ``a`` of a batch,
 
     min over lambda (sum(lambda) = 1) and rho >= 0 of ||a - rho g(lambda)||^2
@@ -35,12 +38,12 @@ from dataclasses import dataclass, fields
 import numpy as np
 from numba import njit
 
-# (_model imports this module: its attributes are looked up at call time.)
-from . import _model
+from .._validation import InputError
+from ._checks import as_batch
+from ._network import PIECEWISE_AFFINE
 
 __all__ = ["ProjectionResult", "fast_project", "project"]
 
-_AMPLITUDE_FLOOR = 1e-3  # the authors' floor on ||y||^2 in the fast projection
 # Initial damping relative to the mean curvature: small, as Madsen, Nielsen &
 # Tingleff (2004) advise for a good start (the fast projection's weights are
 # typically within 0.003 of the optimum); 1e-3 took one evaluation more on ~12% of
@@ -53,8 +56,6 @@ _MAX_STEP = 1.0  # largest latent step (in lambda units) per iteration
 # and theirs, (1 + d) (J + P) doubles per spectrum in our buffers and as many in
 # onnxruntime's (~9 kB each for the Cas A models): a cube's pixels are split.
 _CHUNK = 4096
-# Activations for which g is affine in lambda between activation kinks.
-_PIECEWISE_AFFINE = ("leaky_relu", "relu", "linear")
 # Dot products may be reassociated (vectorised); decisions stay IEEE.
 _DOT_FASTMATH = {"reassoc", "contract", "nsz"}
 
@@ -94,55 +95,13 @@ class ProjectionResult:
     converged: np.ndarray
 
 
-def fast_project_numpy(model, arr: np.ndarray):
-    """Fast projection of validated (k, J) float64 spectra with numpy."""
-    amp0 = np.sum(np.abs(arr), axis=1) / model._anchor_scale
-    # A zero spectrum has no scale: encode it as is instead of dividing by 0.
-    amp0 = np.where(amp0 > 0, amp0, 1.0)
-    code = model._layers(
-        arr / amp0[:, None],
-        model.encoder_weights,
-        model.encoder_biases,
-        model.residual_factors,
-    )
-    lam = code @ model._interp_matrix
-    if model.simplex:
-        lam = lam / (np.sum(lam, axis=1, keepdims=True) + 1e-3)
-    y = model._layers(
-        lam @ model.anchor_codes,
-        model.decoder_weights,
-        model.decoder_biases,
-        model.residual_factors[::-1],
-    )
-    amp = np.sum(y * arr, axis=1) / np.maximum(np.sum(y * y, axis=1), _AMPLITUDE_FLOOR)
-    return amp[:, None] * y, lam, amp
-
-
-def fast_project(model, a):
+def fast_project(generator, a):
     """Encoder-based projection; see :meth:`IAEModel.fast_project`."""
-    arr, single = _model.as_batch(a, model.n_channels, "a", "k, J")
-    spectra, lam, amp = model._rt_fast(arr)
+    arr, single = as_batch(a, generator.network.anchors.shape[1], "a", "k, J")
+    spectra, lam, amp = generator.fast_project(arr)
     if single:
         return spectra[0], lam[0], float(amp[0])
     return spectra, lam, amp
-
-
-def sum_zero_basis(n: int) -> np.ndarray:
-    """Orthonormal basis (n, n-1) of {v : sum(v) = 0}."""
-    q, _ = np.linalg.qr(np.eye(n) - 1.0 / n)
-    # The first n-1 columns of the QR of the centring matrix span its range.
-    return np.ascontiguousarray(q[:, : n - 1])
-
-
-def to_constraint_set(model, lam: np.ndarray) -> np.ndarray:
-    """Move weights onto sum(lambda) = 1 along the ones direction (simplex only).
-
-    The interpolator's rescaling leaves them at sum/(sum + 1e-3); a shift, unlike
-    a division, stays finite when the sum is near zero.
-    """
-    if not model.simplex:
-        return lam
-    return lam + (1.0 - lam.sum(axis=1, keepdims=True)) / lam.shape[1]
 
 
 @njit(cache=True)
@@ -493,30 +452,41 @@ def _kernel_ready(x):
     return np.array(x, dtype=np.float64, order="C")
 
 
-def project(model, a, lambda0=None, rho0=None, *, max_iter=50, tol=1e-8):
-    """Least-squares projection on the manifold; see :meth:`IAEModel.project`."""
-    arr, single = _model.as_batch(a, model.n_channels, "a", "k, J")
-    k, n = arr.shape[0], model.n_anchors
+def _check_settings(max_iter, tol, rho0, k):
     if isinstance(max_iter, bool) or int(max_iter) != max_iter or max_iter < 0:
-        raise ValueError(f"max_iter must be a non-negative integer, got {max_iter!r}")
-    max_iter = int(max_iter)
+        raise InputError(
+            f"max_iter must be a non-negative integer, got {max_iter!r}"
+        )
     if not (np.isfinite(tol) and tol >= 0):
-        raise ValueError(f"tol must be finite and >= 0, got {tol!r}")
+        raise InputError(f"tol must be finite and >= 0, got {tol!r}")
     if rho0 is not None:
         rho0 = np.broadcast_to(np.asarray(rho0, dtype=np.float64), (k,))
         if not np.isfinite(rho0).all():
-            raise ValueError("rho0 holds NaN or infinite values")
+            raise InputError("rho0 holds NaN or infinite values")
+    return int(max_iter)
+
+
+def project(generator, a, lambda0=None, rho0=None, *, max_iter=50, tol=1e-8):
+    """Least-squares projection on the manifold; see :meth:`IAEModel.project`.
+
+    ``generator`` (``_generator.Generator``) evaluates the model.
+    """
+    net = generator.network
+    n_anchors, n_channels = net.anchors.shape
+    arr, single = as_batch(a, n_channels, "a", "k, J")
+    k = arr.shape[0]
+    max_iter = _check_settings(max_iter, tol, rho0, k)
     if lambda0 is not None:
-        lambda0, _ = _model.as_batch(lambda0, n, "lambda0", "k, N")
+        lambda0, _ = as_batch(lambda0, n_anchors, "lambda0", "k, N")
         if lambda0.shape[0] != k:
-            raise ValueError(
+            raise InputError(
                 f"lambda0 has {lambda0.shape[0]} rows, expected {k} (one per spectrum)"
             )
     if k <= _CHUNK:
-        result = _project_batch(model, arr, lambda0, max_iter, tol)
+        result = _project_batch(generator, arr, lambda0, max_iter, tol)
     else:
         parts = [
-            _project_batch(model, arr[start:start + _CHUNK],
+            _project_batch(generator, arr[start:start + _CHUNK],
                            None if lambda0 is None else lambda0[start:start + _CHUNK],
                            max_iter, tol)
             for start in range(0, k, _CHUNK)
@@ -532,14 +502,15 @@ def project(model, a, lambda0=None, rho0=None, *, max_iter=50, tol=1e-8):
     return result
 
 
-def _project_batch(model, arr, lambda0, max_iter, tol):
+def _project_batch(generator, arr, lambda0, max_iter, tol):
     """Project validated (k, J) spectra, from validated (k, N) weights or None."""
-    k, n = arr.shape[0], model.n_anchors
+    net = generator.network
+    k, n = arr.shape[0], net.anchors.shape[0]
     if lambda0 is None:
-        lam, g, tangents, z, dz = model._rt_start(arr)
+        lam, g, tangents, z, dz = generator.start(arr)
     else:
-        lam = to_constraint_set(model, lambda0.copy())
-        g, tangents, z, dz = model._rt_generate_free(lam)
+        lam = net.to_constraint_set(lambda0.copy())
+        g, tangents, z, dz = generator.generate_free(lam)
     # The kernels update these in place: C-ordered, writable float64.
     lam, g, tangents = _kernel_ready(lam), _kernel_ready(g), _kernel_ready(tangents)
     z, dz = _kernel_ready(z), _kernel_ready(dz)
@@ -550,13 +521,13 @@ def _project_batch(model, arr, lambda0, max_iter, tol):
     n_iter = np.zeros(k, dtype=np.int64)
     _start_state(arr, g, rho, r, f, aa, active, converged)
     mu.fill(_MU_INIT)
-    affine = model.activation in _PIECEWISE_AFFINE
-    kinks = model.activation != "linear"
+    affine = net.activation in PIECEWISE_AFFINE
+    kinks = net.activation != "linear"
     # Step buffers, per category (_FULL, _FINAL): see _propose_steps.
     spectra = np.empty((2, k), dtype=np.int64)
     lam_try = np.empty((2, k, n))
     predicted = np.empty((2, k, 2))
-    basis = model._free_basis
+    basis = net.free_basis
     # Every round evaluates the model at most once per spectrum and counts an
     # iteration for it, so max_iter rounds are enough.
     for _ in range(max_iter):
@@ -566,7 +537,7 @@ def _project_batch(model, arr, lambda0, max_iter, tol):
             lam_try, predicted,
         )
         if n_full:
-            g_try, tangents_try, z_try, dz_try = model._rt_generate_free(
+            g_try, tangents_try, z_try, dz_try = generator.generate_free(
                 lam_try[_FULL, :n_full]
             )
             _accept_steps(
@@ -577,7 +548,7 @@ def _project_batch(model, arr, lambda0, max_iter, tol):
                 mu, pred_prev, n_iter, retry_full, active, converged,
             )
         if n_final:
-            g_try = model._rt_generate(lam_try[_FINAL, :n_final], False)[0]
+            g_try = generator.generate(lam_try[_FINAL, :n_final])
             _accept_steps(
                 arr, spectra[_FINAL, :n_final], lam_try[_FINAL, :n_final],
                 _kernel_ready(g_try), tangents[:0], z[:0], dz[:0], True,

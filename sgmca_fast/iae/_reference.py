@@ -15,6 +15,7 @@ import pickle
 
 import numpy as np
 
+from .._validation import InputError
 from ._model import IAEModel
 
 try:  # numpy >= 2
@@ -90,7 +91,7 @@ def _safe_load(data: bytes):
 def _as_float_array(value, key: str, path: str, ndim: int) -> np.ndarray:
     arr = np.asarray(value)
     if arr.ndim != ndim or not np.issubdtype(arr.dtype, np.number):
-        raise ValueError(
+        raise InputError(
             f"{path}: {key} must be a numeric array with {ndim} dimension(s), got "
             f"shape {arr.shape} and dtype {arr.dtype}"
         )
@@ -130,8 +131,9 @@ def from_reference(path: str | os.PathLike) -> IAEModel:
     pickle.UnpicklingError
         If the pickle names any global other than numpy's array reconstruction
         and builtin data types (nothing it names is called).
-    ValueError
-        If the file is not such a dict or a field has the wrong type or shape.
+    InputError
+        (a ValueError) If the file is not such a dict or a field has the wrong
+        type or shape.
     """
     path = os.fspath(path)
     with open(path, "rb") as fh:
@@ -141,18 +143,18 @@ def from_reference(path: str | os.PathLike) -> IAEModel:
     except RefusedGlobalError:
         raise
     except Exception as err:  # truncated or not a pickle at all
-        raise ValueError(f"{path}: cannot read the pickle ({err})") from err
+        raise InputError(f"{path}: cannot read the pickle ({err})") from err
     if not isinstance(obj, dict):
-        raise ValueError(
+        raise InputError(
             f"{path}: expected a dict of model fields, got {type(obj).__name__}"
         )
     required = ("AnchorPoints", "Params", "nlayers", "active_forward", "res_factor")
     missing = [k for k in required if k not in obj]
     if missing:
-        raise ValueError(f"{path}: missing key(s) {sorted(missing)}")
+        raise InputError(f"{path}: missing key(s) {sorted(missing)}")
     params = obj["Params"]
     if not isinstance(params, dict):
-        raise ValueError(f"{path}: Params must be a dict")
+        raise InputError(f"{path}: Params must be a dict")
     n_layers = int(obj["nlayers"])
     enc_w, enc_b, dec_w, dec_b = [], [], [], []
     for lst, key, ndim in (
@@ -164,22 +166,22 @@ def from_reference(path: str | os.PathLike) -> IAEModel:
         for layer in range(n_layers):
             name = f"{key}{layer}"
             if name not in params:
-                raise ValueError(f"{path}: Params is missing {name!r}")
+                raise InputError(f"{path}: Params is missing {name!r}")
             lst.append(_as_float_array(params[name], f"Params[{name!r}]", path, ndim))
     forward = obj["active_forward"]
     backward = obj.get("active_backward", forward)
     if forward != backward:
-        raise ValueError(
+        raise InputError(
             f"{path}: encoder activation {forward!r} and decoder activation "
             f"{backward!r} differ; only one activation per model is supported"
         )
     if forward not in _ACTIVATION_NAMES:
-        raise ValueError(
+        raise InputError(
             f"{path}: unknown activation {forward!r}; expected one of "
             f"{sorted(_ACTIVATION_NAMES)}"
         )
     if obj.get("nneg_output", False):
-        raise ValueError(f"{path}: models with nneg_output=True are not supported")
+        raise InputError(f"{path}: models with nneg_output=True are not supported")
     settings = {}
     for key, value in obj.items():
         if key in ("AnchorPoints", "Params"):

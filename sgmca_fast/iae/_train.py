@@ -1,14 +1,16 @@
 """Training of interpolatory autoencoders by hand-derived backpropagation.
 
-The loss is the one of ALGORITHM.md section 4, per batch of spectra ``X``::
+The loss is the one of docs/algorithm.md section 4, per batch of spectra ``X``::
 
     ||phi(X) - B||_F + reg * ||psi(B) - X||_F,   B = lambda(phi(X), PhiE) PhiE,
 
 with ``PhiE = phi(anchors)``, so the gradient flows through the codes of the
 batch, through the anchor codes (including the inverse of the Gram matrix of the
 interpolator) and through the decoder. Everything here is plain numpy: the
-forward pass in :func:`_loss_grad` is the readable definition and the backward
-pass follows it line by line in reverse.
+layers are those of ``_network.py`` (the one definition of the network), the
+forward pass in :func:`_loss_grad` spells out the interpolator with the explicit
+inverse its backward pass needs, and the backward pass follows it line by line
+in reverse.
 
 Parameters travel as one flat float64 vector ``theta`` laid out as
 ``[Wt_0, bt_0, ..., Wt_{L-1}, bt_{L-1}, Wp_0, bp_0, ..., Wp_{L-1}, bp_{L-1}]``
@@ -25,12 +27,21 @@ from typing import Any
 
 import numpy as np
 
+from .._validation import InputError, choice, integer, real, real_array
+from ._model import IAEModel
+from ._network import (
+    ACTIVATIONS,
+    SIMPLEX_EPS,
+    Network,
+    forward,
+    residual_factors,
+    slope,
+)
+from ._quality import sad_rows
+
 __all__ = ["train"]
 
-_ACTIVATIONS = ("leaky_relu", "linear", "relu", "tanh")
 _OPTIMIZERS = ("adam", "adam+lbfgs", "lbfgs")
-_LEAK = 0.01  # slope of the leaky ReLU in the authors' models
-_SIMPLEX_EPS = 1e-3  # lambda / (sum(lambda) + 1e-3), ALGORITHM.md section 4
 
 
 # ----------------------------------------------------------------------------
@@ -54,10 +65,7 @@ class _Spec:
 
     def __post_init__(self) -> None:
         L = self.n_layers
-        r = tuple(
-            0.0 if L == 1 else self.res_factor * (2.0 ** (i / (L - 1)) - 1.0)
-            for i in range(L)
-        )
+        r = tuple(float(v) for v in residual_factors(self.res_factor, L))
         object.__setattr__(self, "residuals", r)
         J = self.n_features
         # encoder layers then decoder layers, each (W, b)
@@ -90,35 +98,10 @@ def _pack(enc_w, enc_b, dec_w, dec_b) -> np.ndarray:
     return np.concatenate(parts).astype(np.float64)
 
 
-def _act(z: np.ndarray, activation: str) -> np.ndarray:
-    if activation == "leaky_relu":
-        return np.where(z > 0, z, _LEAK * z)
-    if activation == "relu":
-        return np.maximum(z, 0.0)
-    if activation == "tanh":
-        return np.tanh(z)
-    return z
-
-
-def _act_grad(z: np.ndarray, a: np.ndarray, activation: str) -> np.ndarray | float:
-    """Return the derivative of the activation at ``z`` (``a`` = act(z))."""
-    if activation == "leaky_relu":
-        return np.where(z > 0, 1.0, _LEAK)
-    if activation == "relu":
-        return (z > 0).astype(z.dtype)
-    if activation == "tanh":
-        return 1.0 - a * a
-    return 1.0
-
-
 def _forward_stack(h, weights, biases, residuals, activation):
     """Residual stack; returns the output and the tape for the backward pass."""
     tape = []
-    for w, b, r in zip(weights, biases, residuals, strict=True):
-        z = h @ w + b
-        a = _act(z, activation)
-        tape.append((h, z, a))
-        h = a + r * h if r else a
+    h = forward(h, weights, biases, residuals, activation, tape)
     return h, tape
 
 
@@ -126,7 +109,7 @@ def _backward_stack(dh, weights, residuals, activation, tape, gw, gb):
     """Backpropagate ``dh`` through a stack, accumulating into ``gw``/``gb``."""
     for i in range(len(weights) - 1, -1, -1):
         h, z, a = tape[i]
-        dz = dh * _act_grad(z, a, activation)
+        dz = dh * slope(z, a, activation)
         gw[i] += h.T @ dz
         gb[i] += dz.sum(axis=0)
         dh_prev = dz @ weights[i].T
@@ -136,27 +119,16 @@ def _backward_stack(dh, weights, residuals, activation, tape, gw, gb):
     return dh
 
 
-def _encode(theta, spec, X):
-    ew, eb, _, _ = spec.weights(theta)
-    return _forward_stack(X, ew, eb, spec.residuals, spec.activation)[0]
-
-
-def _decode(theta, spec, B):
-    _, _, dw, db = spec.weights(theta)
-    return _forward_stack(B, dw, db, spec.residuals[::-1], spec.activation)[0]
-
-
-def _interpolate(P, E, spec):
-    """Barycentric weights of codes ``P`` (k, J) on anchor codes ``E`` (N, J)."""
-    G = E @ E.T + spec.reg_inv * np.eye(E.shape[0])
-    lam = P @ E.T @ np.linalg.inv(G)
-    if spec.simplex:
-        lam = lam / (lam.sum(axis=1, keepdims=True) + _SIMPLEX_EPS)
-    return lam
+def _network(theta, spec, anchors) -> Network:
+    """Return the network of parameters ``theta`` (monitoring: no validation)."""
+    ew, eb, dw, db = spec.weights(theta)
+    return Network.build(anchors, ew, eb, dw, db, activation=spec.activation,
+                         res_factor=spec.res_factor, simplex=spec.simplex,
+                         reg_inv=spec.reg_inv)
 
 
 def _loss_grad(theta, spec, X, anchors, *, need_grad=True):
-    """Loss of ALGORITHM.md section 4 on the batch ``X`` and its gradient.
+    """Loss of docs/algorithm.md section 4 on the batch ``X`` and its gradient.
 
     Returns ``(loss, grad, parts)`` with ``parts = (code term, reconstruction
     term)`` (the two Frobenius norms, before weighting).
@@ -173,7 +145,7 @@ def _loss_grad(theta, spec, X, anchors, *, need_grad=True):
     M = P @ E.T
     lam0 = M @ Gi
     if spec.simplex:
-        s = lam0.sum(axis=1, keepdims=True) + _SIMPLEX_EPS
+        s = lam0.sum(axis=1, keepdims=True) + SIMPLEX_EPS
         lam = lam0 / s
     else:
         lam = lam0
@@ -252,67 +224,40 @@ def _init_params(spec, rng, scale=0.1):
 # metrics used for monitoring
 
 
-def _fast_project(theta, spec, anchors, A):
-    """Encoder-based projection of the rows of ``A`` (ALGORITHM.md section 4)."""
-    amp0 = np.sum(np.abs(A), axis=1, keepdims=True) / np.mean(
-        np.sum(np.abs(anchors), axis=1)
-    )
-    amp0 = np.where(amp0 > 0, amp0, 1.0)
-    E = _encode(theta, spec, anchors)
-    lam = _interpolate(_encode(theta, spec, A / amp0), E, spec)
-    Y = _decode(theta, spec, lam @ E)
-    amp = np.sum(Y * A, axis=1, keepdims=True) / np.maximum(
-        np.sum(Y * Y, axis=1, keepdims=True), 1e-3
-    )
-    return amp * Y
-
-
-def _sad_db(truth, estimate):
-    """Per-row SAD in dB: -10 log10(angle in radians), as the authors compute it."""
-    num = np.sum(truth * estimate, axis=1)
-    den = np.linalg.norm(truth, axis=1) * np.linalg.norm(estimate, axis=1)
-    cos = np.clip(num / np.where(den > 0, den, 1.0), -1.0, 1.0)
-    ang = np.maximum(np.arccos(cos), 1e-12)
-    return -10.0 * np.log10(ang)
-
-
 # ----------------------------------------------------------------------------
 # public entry point
 
 
 def _check_2d(name, a):
-    try:
-        arr = np.asarray(a, dtype=np.float64)
-    except (TypeError, ValueError) as exc:
-        raise TypeError(
-            f"{name} must be a real array of shape (n, J); got {type(a).__name__}"
-        ) from exc
-    if arr.ndim != 2:
-        raise ValueError(
-            f"{name} must be 2-D of shape (n, J); got shape {arr.shape}. "
-            "Pass one spectrum per row."
-        )
-    if not np.all(np.isfinite(arr)):
-        raise ValueError(
-            f"{name} contains NaN or infinite values; remove or fill those spectra."
-        )
+    arr = real_array(a, name, ndim=2, shape_text="2-D of shape (n, J), one spectrum "
+                     "per row")
     return np.ascontiguousarray(arr)
 
 
-def _check_positive(name, value, kind=float):
-    if kind is int:
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-            raise TypeError(f"{name} must be an int; got {type(value).__name__}")
-        if value < 1:
-            raise ValueError(f"{name} must be >= 1; got {value}")
-        return int(value)
-    if not isinstance(value, (int, float, np.floating, np.integer)) or isinstance(
-        value, bool
-    ):
-        raise TypeError(f"{name} must be a real number; got {type(value).__name__}")
-    if not (math.isfinite(value) and value > 0):
-        raise ValueError(f"{name} must be finite and > 0; got {value}")
-    return float(value)
+def _check_sets(train, anchors, valid):
+    """Return the training, anchor and validation spectra as (n, J) arrays."""
+    X = _check_2d("train", train)
+    A = _check_2d("anchors", anchors)
+    V = None if valid is None else _check_2d("valid", valid)
+    if A.shape[0] < 2:
+        raise InputError(
+            f"anchors must hold at least 2 spectra (rows); got {A.shape[0]}. "
+            "The interpolator needs N >= 2 anchor points."
+        )
+    J = A.shape[1]
+    for what, arr in (("train", X), ("valid", V)):
+        if arr is not None and arr.shape[1] != J:
+            raise InputError(
+                f"{what} has {arr.shape[1]} channels but anchors have {J}; "
+                "both must have the same number of columns."
+            )
+    if X.shape[0] < 1 or (V is not None and V.shape[0] < 1):
+        raise InputError("train and valid must hold at least one spectrum each.")
+    return X, A, V
+
+
+def _positive(name, value):
+    return real(value, name, low=0.0, low_open=True)
 
 
 def train(
@@ -338,7 +283,7 @@ def train(
 ):
     """Train an interpolatory autoencoder on a set of spectra.
 
-    Minimises the loss of ALGORITHM.md section 4 per batch ``X``,
+    Minimises the loss of docs/algorithm.md section 4 per batch ``X``,
     ``||phi(X) - B||_F + reg_parameter * ||psi(B) - X||_F`` with
     ``B = lambda PhiE`` the barycentre of the anchor codes ``PhiE = phi(anchors)``,
     by backpropagation derived by hand (through the encoder, the anchor codes, the
@@ -415,11 +360,11 @@ def train(
 
     Raises
     ------
-    ValueError
+    InputError
         For NaN/infinite spectra, mismatched channel counts, fewer than two
         anchors, an unknown activation or optimizer, or out-of-range settings.
-    TypeError
-        For non-numeric arrays or wrongly typed settings.
+    InputTypeError
+        For non-numeric arrays or wrongly typed settings (also a TypeError).
 
     Notes
     -----
@@ -431,58 +376,26 @@ def train(
     manifold-projection SAD on the Cas A validation spectra is 27-29 dB, in
     under three minutes per family on two cores (``bench/train_casa.py``).
     """
-    X = _check_2d("train", train)
-    A = _check_2d("anchors", anchors)
-    V = None if valid is None else _check_2d("valid", valid)
-    if A.shape[0] < 2:
-        raise ValueError(
-            f"anchors must hold at least 2 spectra (rows); got {A.shape[0]}. "
-            "The interpolator needs N >= 2 anchor points."
-        )
+    X, A, V = _check_sets(train, anchors, valid)
     J = A.shape[1]
-    if X.shape[1] != J:
-        raise ValueError(
-            f"train has {X.shape[1]} channels but anchors have {J}; "
-            "both must have the same number of columns."
-        )
-    if V is not None and V.shape[1] != J:
-        raise ValueError(
-            f"valid has {V.shape[1]} channels but anchors have {J}; "
-            "both must have the same number of columns."
-        )
-    if X.shape[0] < 1 or (V is not None and V.shape[0] < 1):
-        raise ValueError("train and valid must hold at least one spectrum each.")
-    if activation not in _ACTIVATIONS:
-        raise ValueError(
-            f"activation must be one of {sorted(_ACTIVATIONS)}; got {activation!r}"
-        )
-    if optimizer not in _OPTIMIZERS:
-        raise ValueError(
-            f"optimizer must be one of {sorted(_OPTIMIZERS)}; got {optimizer!r}"
-        )
-    n_layers = _check_positive("n_layers", n_layers, int)
-    max_epochs = _check_positive("max_epochs", max_epochs, int)
-    lbfgs_iter = _check_positive("lbfgs_iter", lbfgs_iter, int)
-    patience = _check_positive("patience", patience, int)
-    batch_size = _check_positive("batch_size", batch_size, int)
-    learning_rate = _check_positive("learning_rate", learning_rate)
-    final_learning_rate = _check_positive("final_learning_rate", final_learning_rate)
-    reg_parameter = _check_positive("reg_parameter", reg_parameter)
-    init_scale = _check_positive("init_scale", init_scale)
-    if isinstance(res_factor, bool) or not isinstance(
-        res_factor, (int, float, np.integer, np.floating)
-    ):
-        raise TypeError(
-            f"res_factor must be a real number; got {type(res_factor).__name__}"
-        )
-    if not (math.isfinite(res_factor) and res_factor >= 0):
-        raise ValueError(f"res_factor must be finite and >= 0; got {res_factor}")
+    choice(activation, "activation", ACTIVATIONS)
+    choice(optimizer, "optimizer", _OPTIMIZERS)
+    n_layers = integer(n_layers, "n_layers", minimum=1)
+    max_epochs = integer(max_epochs, "max_epochs", minimum=1)
+    lbfgs_iter = integer(lbfgs_iter, "lbfgs_iter", minimum=1)
+    patience = integer(patience, "patience", minimum=1)
+    batch_size = integer(batch_size, "batch_size", minimum=1)
+    learning_rate = _positive("learning_rate", learning_rate)
+    final_learning_rate = _positive("final_learning_rate", final_learning_rate)
+    reg_parameter = _positive("reg_parameter", reg_parameter)
+    init_scale = _positive("init_scale", init_scale)
+    res_factor = real(res_factor, "res_factor", low=0.0)
 
     spec = _Spec(
         n_features=J,
         n_layers=n_layers,
         activation=activation,
-        res_factor=float(res_factor),
+        res_factor=res_factor,
         reg_parameter=reg_parameter,
         bias_scale=_bias_scale(A),
     )
@@ -527,7 +440,7 @@ def train(
     settings = {
         "n_layers": n_layers,
         "activation": activation,
-        "res_factor": float(res_factor),
+        "res_factor": res_factor,
         "reg_parameter": reg_parameter,
         "optimizer": optimizer,
         "max_epochs": max_epochs,
@@ -553,8 +466,6 @@ def train(
 
 
 def _build_model(theta, spec, anchors, X, name, settings):
-    from ._model import IAEModel
-
     ew, eb, dw, db = spec.weights(theta.copy())
     model = IAEModel(
         anchors.copy(),
@@ -569,8 +480,8 @@ def _build_model(theta, spec, anchors, X, name, settings):
         reg_parameter=spec.reg_parameter,
         name=name,
         metadata={"training": settings},
+        training_spectra=X.copy(),
     )
-    model.training_spectra = X.copy()
     return model
 
 
@@ -604,8 +515,8 @@ class _Monitor:
             train_loss = self._full_loss(theta, self.X)
         if self.V is not None:
             valid_loss = self._full_loss(theta, self.V)
-            fast = _fast_project(theta, self.spec, self.A, self.V)
-            sad = float(np.median(_sad_db(self.V, fast)))
+            fast = _network(theta, self.spec, self.A).fast_project(self.V)[0]
+            sad = float(np.median(sad_rows(self.V, fast)))
             monitored = valid_loss
         else:
             valid_loss = sad = math.nan
