@@ -115,8 +115,26 @@ def import_graph() -> dict[str, set[str]]:
                 target = _known(name, modules)
                 if target is not None and target != module:
                     targets.add(target)
+        # a package's lazy names: _LAZY = {"name": ".module"}, imported on first use
+        for name in _lazy_modules(tree, module if is_package else None):
+            target = _known(name, modules)
+            if target is not None and target != module:
+                targets.add(target)
         graph[module] = targets
     return graph
+
+
+def _lazy_modules(tree: ast.AST, package: str | None) -> list[str]:
+    """Modules named by a package's module-level ``_LAZY`` table of relative names."""
+    if package is None:
+        return []
+    for node in tree.body:
+        if (isinstance(node, ast.Assign) and isinstance(node.value, ast.Dict)
+                and any(isinstance(t, ast.Name) and t.id == "_LAZY"
+                        for t in node.targets)):
+            return [package + v.value for v in node.value.values
+                    if isinstance(v, ast.Constant) and isinstance(v.value, str)]
+    return []
 
 
 def _components(graph: dict[str, set[str]]) -> list[set[str]]:
@@ -189,8 +207,9 @@ def test_import_graph_sees_every_kind_of_import():
     # starlet.py: "from . import _starlet" (a compiled submodule) and
     # "from ._config import get_num_threads" (a name in a module)
     assert {f"{PACKAGE}._starlet", f"{PACKAGE}._config"} <= graph[f"{PACKAGE}.starlet"]
-    # __init__.py: "from . import metrics" is an edge to the submodule
+    # __init__.py: its lazy table {"metrics": ".metrics", ...} gives edges too
     assert f"{PACKAGE}.metrics" in graph[PACKAGE]
+    assert f"{PACKAGE}._solver" in graph[PACKAGE]
 
 
 def test_cycle_finder_on_known_graphs():
