@@ -30,14 +30,14 @@ FITS needs astropy (the ``fits`` extra), imported inside the functions.
 from __future__ import annotations
 
 import math
-import os
-import warnings
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from ._cube import Cube, SpectralAxis
+from ._cube_files import _need_astropy
+from ._event_sky import _binned_wcs, _data_box, _grid, _pixel_box, _sky_wcs
+from ._event_table import _chunks, _layout, _open
 from ._io import atomic_write
 from ._validation import InputError, InputTypeError, boolean, integer, real
 from ._version import __version__
@@ -58,20 +58,8 @@ MAX_VOXELS = 1 << 28
 """Largest cube :func:`bin_events` makes by default (1 GiB of int32 counts)."""
 
 _COUNT_DTYPE = np.int32
-_UNITS_PER_KEV = {"ev": 1e3, "kev": 1.0}
 _KEPT_HEADER_KEYS = ("TELESCOP", "INSTRUME", "DETNAM", "OBJECT", "OBS_ID",
                      "DATE-OBS", "DATE-END", "EXPOSURE", "LIVETIME", "ONTIME")
-_WCS_HEADER_KEYS = ("RADESYS", "EQUINOX", "MJD-OBS", "DATE-OBS")
-
-
-def _need_fits(what):
-    try:
-        from astropy.io import fits
-    except ImportError:
-        raise InputError(
-            f"{what}: FITS needs astropy: pip install 'sgmca-fast[fits]'"
-        ) from None
-    return fits
 
 
 # ------------------------------------------------------------------ counts check
@@ -193,231 +181,6 @@ def _spectral_cards(axis, edges, log):
             ("CDELT3", step, "keV" + (" (log axis: c0 ln r)" if log else ""))]
 
 
-# ---------------------------------------------------------------- the table
-
-
-@dataclass(frozen=True)
-class _Layout:
-    """Where the X, Y and energy values are in the table and what they mean."""
-
-    x: str
-    y: str
-    energy: str
-    x_index: int  # 1-based FITS column numbers, for the TCxxxn keywords
-    y_index: int
-    per_kev: float  # column units per keV: 1000 for eV, 1000 / gain for PI
-    n_rows: int
-
-
-def _pick_table(hdul, ext, source):
-    if ext is not None:
-        try:
-            hdu = hdul[ext]
-        except (KeyError, IndexError):
-            raise InputError(f"{source}: no HDU {ext!r}; found "
-                             f"{[h.name for h in hdul]}") from None
-        if not _is_table(hdu):
-            raise InputError(f"{source}: HDU {ext!r} is not a binary table")
-        return hdu
-    tables = [h for h in hdul if _is_table(h)]
-    named = [h for h in tables if h.name.upper() == "EVENTS"]
-    if not (named or tables):
-        raise InputError(f"{source}: no binary table (event list) in the file; "
-                         f"found {[h.name for h in hdul]}")
-    return (named or tables)[0]
-
-
-def _is_table(hdu):
-    return type(hdu).__name__ == "BinTableHDU"
-
-
-def _column(names, wanted, what, source):
-    upper = {n.upper(): n for n in names}
-    if not isinstance(wanted, str):
-        raise InputTypeError(f"{what} column name must be a string, got {wanted!r}")
-    if wanted.upper() not in upper:
-        raise InputError(f"{source}: no {what} column {wanted!r}; the table has "
-                         f"{list(names)}")
-    real_name = upper[wanted.upper()]
-    return real_name, list(names).index(real_name) + 1
-
-
-def _layout(hdu, columns, gain, source, notes):
-    names = list(hdu.columns.names)
-    if columns is None:
-        columns = ("X", "Y", "ENERGY" if gain is None else "PI")
-    if isinstance(columns, str) or len(columns) != 3:
-        raise InputError(f"columns must be three names (x, y, energy or PI), got "
-                         f"{columns!r}")
-    x, xi = _column(names, columns[0], "x", source)
-    y, yi = _column(names, columns[1], "y", source)
-    try:
-        energy, ei = _column(names, columns[2], "PI" if gain else "energy", source)
-    except InputError as exc:
-        if gain is None and "PI" in (n.upper() for n in names):
-            raise InputError(f"{exc}; for PI channels give the gain (eV per "
-                             "channel, e.g. 14.6 for Chandra ACIS)") from None
-        raise
-    if gain is not None:
-        per_kev = 1e3 / real(gain, "gain (eV per channel)", low=0.0, low_open=True)
-    else:
-        unit = str(hdu.header.get(f"TUNIT{ei}", "")).strip()
-        if not unit:
-            unit = "eV"
-            notes.append(f"column {energy} has no unit (TUNIT{ei}): read as eV")
-        if unit.lower() not in _UNITS_PER_KEV:
-            raise InputError(f"{source}: column {energy} is in {unit!r}; energies "
-                             "must be in eV or keV (or give a PI column and a gain)")
-        per_kev = _UNITS_PER_KEV[unit.lower()]
-    return _Layout(x, y, energy, xi, yi, per_kev, int(hdu.header.get("NAXIS2", 0)))
-
-
-def _chunks(hdu, layout, chunk_rows):
-    """Yield (x, y, energy in column units) float64 arrays, chunk by chunk."""
-    data = hdu.data
-    for i0 in range(0, layout.n_rows, chunk_rows):
-        rows = data[i0:i0 + chunk_rows]  # a view: only these rows are read
-        yield tuple(np.asarray(rows.field(name), dtype=np.float64)
-                    for name in (layout.x, layout.y, layout.energy))
-
-
-# ----------------------------------------------------------------------- WCS
-
-
-def _sky_wcs(header, layout, notes):
-    """The WCS of the sky pixel coordinates (X, Y), from the columns' keywords."""
-    from astropy.wcs import WCS, FITSFixedWarning
-
-    cards = {}
-    for axis, n in ((1, layout.x_index), (2, layout.y_index)):
-        for short, long in (("TCTYP", "CTYPE"), ("TCRVL", "CRVAL"),
-                            ("TCDLT", "CDELT"), ("TCRPX", "CRPIX"),
-                            ("TCUNI", "CUNIT")):
-            if f"{short}{n}" in header:
-                cards[f"{long}{axis}"] = header[f"{short}{n}"]
-    if not any(k.startswith("CTYPE") for k in cards):
-        notes.append("no sky WCS (TCTYPn keywords of the x and y columns): the "
-                     "cube has pixel coordinates only")
-        return None
-    for key in _WCS_HEADER_KEYS:
-        if key in header:
-            cards[key] = header[key]
-    if "RADECSYS" in header and "RADESYS" not in cards:
-        cards["RADESYS"] = header["RADECSYS"]
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", FITSFixedWarning)
-            wcs = WCS(cards, naxis=2)
-            wcs.wcs.set()
-    except Exception as exc:  # astropy/wcslib raise several types
-        notes.append("sky WCS ignored: " + " ".join(str(exc).split()))
-        return None
-    return wcs
-
-
-def _binned_wcs(wcs, x0, y0, factor):
-    """The WCS of the binned image whose pixel edges start at sky (x0, y0).
-
-    Binned FITS pixel p (1-based) has its centre at sky coordinate
-    ``x0 + factor (p - 1/2)``; keeping the world coordinates of every sky
-    position gives ``CRPIX' = (CRPIX - x0) / factor + 1/2`` and
-    ``CDELT' = factor CDELT`` (or the CD/PC matrix scaled).
-    """
-    if wcs is None:
-        return None
-    out = wcs.deepcopy()
-    w = out.wcs
-    w.crpix = [(w.crpix[0] - x0) / factor + 0.5, (w.crpix[1] - y0) / factor + 0.5]
-    if w.has_cd():
-        w.cd = w.cd * factor
-    else:
-        w.cdelt = np.asarray(w.cdelt) * factor
-    w.set()
-    return out
-
-
-# ----------------------------------------------------------------------- box
-
-
-def _edge_below(v):
-    """The pixel edge (half-integer) at or below sky coordinate v."""
-    return math.floor(v + 0.5) - 0.5
-
-
-def _pixel_box(box, world_box, wcs, source):
-    """Return the box (x0, x1, y0, y1) in sky pixels, or None for the data range."""
-    if box is not None and world_box is not None:
-        raise InputError("give box or world_box, not both")
-    if world_box is not None:
-        if wcs is None:
-            raise InputError(f"{source}: world_box needs a sky WCS, and the table "
-                             "has none (TCTYPn keywords)")
-        lon0, lon1, lat0, lat1 = _four(world_box, "world_box")
-        lon = np.array([lon0, lon1, lon0, lon1, 0.5 * (lon0 + lon1)])
-        lat = np.array([lat0, lat0, lat1, lat1, 0.5 * (lat0 + lat1)])
-        px, py = wcs.world_to_pixel_values(lon, lat)
-        px, py = np.asarray(px) + 1.0, np.asarray(py) + 1.0  # 0-based -> sky
-        if not (np.all(np.isfinite(px)) and np.all(np.isfinite(py))):
-            raise InputError(f"world_box {world_box!r} is not on the sky of the "
-                             "table's projection")
-        return (_edge_below(px.min()), _edge_below(px.max()) + 1.0,
-                _edge_below(py.min()), _edge_below(py.max()) + 1.0)
-    if box is None:
-        return None
-    x0, x1, y0, y1 = _four(box, "box")
-    if not (x1 > x0 and y1 > y0):
-        raise InputError(f"box must have x0 < x1 and y0 < y1, got {box!r}")
-    return x0, x1, y0, y1
-
-
-def _four(values, name):
-    try:
-        values = tuple(values)
-    except TypeError:
-        values = ()
-    if len(values) != 4:
-        raise InputError(f"{name} must be four numbers (x0, x1, y0, y1), got "
-                         f"{values!r}")
-    return tuple(real(v, name) for v in values)
-
-
-def _data_box(hdu, layout, kev_edges, chunk_rows, source):
-    """Box of the events in the band: edges of the outermost pixels they touch."""
-    low, high = kev_edges[0] * layout.per_kev, kev_edges[-1] * layout.per_kev
-    lo = np.array([np.inf, np.inf])
-    hi = -lo
-    for x, y, e in _chunks(hdu, layout, chunk_rows):
-        keep = (e >= low) & (e < high) & np.isfinite(x) & np.isfinite(y)
-        if keep.any():
-            lo = np.minimum(lo, [x[keep].min(), y[keep].min()])
-            hi = np.maximum(hi, [x[keep].max(), y[keep].max()])
-    if not np.all(np.isfinite(lo)):
-        raise InputError(f"{source}: no event in the energy band "
-                         f"{kev_edges[0]:g}-{kev_edges[-1]:g} keV")
-    return (_edge_below(lo[0]), _edge_below(hi[0]) + 1.0,
-            _edge_below(lo[1]), _edge_below(hi[1]) + 1.0)
-
-
-def _grid(box, factor, notes, cover=False):
-    """Spatial edges: whole binned pixels from (x0, y0), inside the box.
-
-    With ``cover`` (the box of the data), the last pixels reach beyond the box
-    instead, so that no event is cut.
-    """
-    x0, x1, y0, y1 = box
-    whole = math.ceil if cover else math.floor
-    width = whole((x1 - x0) / factor - (1e-9 if cover else -1e-9))
-    height = whole((y1 - y0) / factor - (1e-9 if cover else -1e-9))
-    if width < 1 or height < 1:
-        raise InputError(f"the box {x0:g}:{x1:g},{y0:g}:{y1:g} is smaller than one "
-                         f"binned pixel ({factor} sky pixels)")
-    if not cover and (x0 + width * factor, y0 + height * factor) != (x1, y1):
-        notes.append(f"box cut to whole binned pixels: x {x0:g}:"
-                     f"{x0 + width * factor:g}, y {y0:g}:{y0 + height * factor:g}")
-    return (x0 + factor * np.arange(width + 1, dtype=np.float64),
-            y0 + factor * np.arange(height + 1, dtype=np.float64))
-
-
 # ------------------------------------------------------------------- binning
 
 
@@ -461,29 +224,6 @@ def _accumulate(hdu, layout, edges, chunk_rows, shape):
         keep = (j >= 0) & (iy >= 0) & (ix >= 0)
         _add_counts(flat, (j[keep] * shape[1] + iy[keep]) * shape[2] + ix[keep])
     return counts, n_rows, n_band
-
-
-def _open(events, ext):
-    """Return (HDUList to close or None, the table HDU, a name for messages)."""
-    fits = _need_fits("events")
-    if isinstance(events, fits.BinTableHDU):
-        return None, events, "events table"
-    if isinstance(events, fits.HDUList):
-        return None, _pick_table(events, ext, "events"), "events"
-    if not isinstance(events, (str, os.PathLike)):
-        raise InputTypeError("events must be a FITS file name, an HDUList or a "
-                             f"BinTableHDU, got {type(events).__name__}")
-    path = Path(events)
-    if not path.is_file():
-        from ._io import MissingFileError
-
-        raise MissingFileError(f"{path}: no such file")
-    try:
-        hdul = fits.open(path, memmap=True)
-        hdul[-1]  # noqa: B018 - reads every header now, so bad files fail here
-    except (OSError, ValueError, TypeError, IndexError) as exc:
-        raise InputError(f"{path}: not a readable FITS file ({exc})") from None
-    return hdul, _pick_table(hdul, ext, path), str(path)
 
 
 def bin_events(events, *, energy=(0.5, 7.0), channels: int = 75,
@@ -651,7 +391,7 @@ def write_counts_cube(path, cube: Cube, *, force: bool = False) -> Path:
     -------
     pathlib.Path
     """
-    fits = _need_fits(path)
+    fits = _need_astropy(path)
     if not isinstance(cube, Cube) or cube.header is None or "ELOG" not in (
             cube.header):
         raise InputError("write_counts_cube needs a Cube made by bin_events")

@@ -679,47 +679,22 @@ def model_info(model) -> ModelInfo:
 # ----------------------------------------------------------------------------- bin
 
 
-def bin_events(events, out, *, energy=(0.5, 7.0), channels: int = 75,
-               log: bool = False, binning: int = 1, box=None, world_box=None,
-               columns=None, gain: float | None = None, ext=None,
-               force: bool = False) -> BinSummary:
-    """Bin a photon event list into a FITS count cube (``sgmca-fast bin``).
+def bin_events(events, out, *, force: bool = False, **options) -> BinSummary:
+    """Bin a photon event list into a FITS count cube ``out`` (``sgmca-fast bin``).
 
-    Parameters
-    ----------
-    events : str or os.PathLike
-        The event list (FITS binary table, EXTNAME EVENTS or the first table).
-    out : str or os.PathLike
-        The count cube to write, a FITS file (int32, sky WCS, energy axis and an
-        EBOUNDS table of the channel edges).
-    energy, channels, log, binning, box, world_box, columns, gain, ext
-        As :func:`sgmca_fast.events.bin_events`: the band in keV, the number
-        of channels (uniform or logarithmic), the spatial binning factor, the
-        sky pixel box (or one in degrees), the column names, the eV per PI
-        channel, the table's HDU.
-    force : bool, optional
-        Overwrite an existing ``out``.
-
-    Returns
-    -------
-    BinSummary
+    ``options`` are those of :func:`sgmca_fast.events.bin_events` (``energy``,
+    ``channels``, ``log``, ``binning``, ``box``, ``world_box``, ``columns``,
+    ``gain``, ``ext``); the cube is written by
+    :func:`sgmca_fast.events.write_counts_cube`, ``force`` replacing a file.
     """
     from . import events as ev
 
-    out = Path(out)
     if not _io.is_fits(out):
-        raise InputError(f"{out}: the count cube is written as FITS; name it "
-                         f"{out.stem}.fits")
+        raise InputError(f"{out}: the count cube is written as FITS (.fits)")
     _io.check_writable([out], force)
     t0 = time.perf_counter()
-    cube = ev.bin_events(events, energy=energy, channels=channels, log=log,
-                         binning=binning, box=box, world_box=world_box,
-                         columns=columns, gain=gain, ext=ext)
-    ev.write_counts_cube(out, cube, force=force)
-    h = cube.header
-    return BinSummary(
-        events=os.fspath(events), output=out, shape=cube.data.shape,
-        n_rows=int(h["EV_ROWS"]), n_band=int(h["EV_BAND"]),
-        n_kept=int(h["EV_KEPT"]), seconds=time.perf_counter() - t0,
-        notes=list(cube.notes), cube=cube,
-    )
+    cube = ev.bin_events(events, **options)
+    out, h = ev.write_counts_cube(out, cube, force=force), cube.header
+    return BinSummary(os.fspath(events), out, cube.data.shape, int(h["EV_ROWS"]),
+                      int(h["EV_BAND"]), int(h["EV_KEPT"]),
+                      time.perf_counter() - t0, list(cube.notes), cube)
