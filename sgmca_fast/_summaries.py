@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 __all__ = [
+    "BinSummary",
     "DemoSummary",
     "Evaluation",
     "ModelInfo",
@@ -268,3 +269,44 @@ class ModelInfo:
     def to_dict(self) -> dict:
         """Return the JSON summary (``--json``)."""
         return {**self.fields, "training": self.training}
+
+
+@dataclass(frozen=True)
+class BinSummary:
+    """What :func:`bin_events` read, kept and wrote.
+
+    Attributes
+    ----------
+    events : str
+        The event list, as given.
+    output : pathlib.Path
+        The FITS count cube written.
+    shape : tuple of int
+        ``(J, H, W)``.
+    n_rows, n_band, n_kept : int
+        Rows (photons) read, in the energy band, and binned (in the band and
+        the box).
+    seconds : float
+        Wall time, writing included.
+    notes : list of str
+        What the reader assumed (e.g. an energy column without unit).
+    cube : sgmca_fast.cube.Cube
+        The count cube itself.
+    """
+
+    events: str
+    output: Path
+    shape: tuple
+    n_rows: int
+    n_band: int
+    n_kept: int
+    seconds: float
+    notes: list
+    cube: object = field(repr=False)
+
+    def to_dict(self) -> dict:
+        """Return the JSON summary (``--json``): everything but ``cube``."""
+        return {"command": "bin", "events": self.events, "output": str(self.output),
+                "shape": list(self.shape), "n_rows": self.n_rows,
+                "n_band": self.n_band, "n_kept": self.n_kept,
+                "seconds": self.seconds, "notes": self.notes}

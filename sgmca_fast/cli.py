@@ -1,4 +1,4 @@
-"""The ``sgmca-fast`` command line: demo, train, separate, evaluate, info.
+"""The ``sgmca-fast`` command line: demo, train, separate, evaluate, info, bin.
 
 Run ``sgmca-fast --help`` or ``sgmca-fast COMMAND --help``. Each command parses its
 options, calls one function of :mod:`sgmca_fast.workflows` and prints its summary.
@@ -200,6 +200,49 @@ def _cmd_info(args) -> int:
     return 0
 
 
+def _numbers(text: str, count: int, option: str, form: str) -> list[float]:
+    """Split ``a:b`` (or ``a:b,c:d``) into floats; InputError naming ``option``."""
+    from ._validation import InputError
+
+    parts = [p for chunk in text.split(",") for p in chunk.split(":")]
+    try:
+        values = [float(p) for p in parts]
+    except ValueError:
+        values = []
+    if len(values) != count or not all(map(math.isfinite, values)):
+        raise InputError(f"{option} must be {form}, got {text!r}")
+    return values
+
+
+def _cmd_bin(args) -> int:
+    from . import workflows
+
+    box = world = None
+    if args.box is not None:
+        box = _numbers(args.box, 4, "--box", "X0:X1,Y0:Y1 (sky pixels)")
+    if args.world_box is not None:
+        world = _numbers(args.world_box, 4, "--world-box",
+                         "LON0:LON1,LAT0:LAT1 (degrees)")
+    columns = None if args.columns is None else args.columns.split(",")
+    run = workflows.bin_events(
+        args.events, args.output,
+        energy=_numbers(args.energy, 2, "--energy", "EMIN:EMAX (keV)"),
+        channels=args.channels, log=args.log, binning=args.bin, box=box,
+        world_box=world, columns=columns, gain=args.gain, ext=args.ext,
+        force=args.force,
+    )
+    if args.json:
+        _print_json(run.to_dict())
+        return 0
+    for note in run.notes:
+        _say(args, f"note: {note}")
+    _say(args, f"{run.n_rows:,} photons read, {run.n_band:,} in the band, "
+               f"{run.n_kept:,} binned into a cube {run.shape} in "
+               f"{run.seconds:.1f} s")
+    _say(args, f"wrote {run.output}")
+    return 0
+
+
 # -------------------------------------------------------------------------- parser
 
 
@@ -354,6 +397,40 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("model", metavar="MODEL.onnx")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=_cmd_info)
+
+    p = sub.add_parser(
+        "bin", help="bin a photon event list into a count cube",
+        description="Bin an X-ray event list (FITS binary table: sky X, Y and "
+        "ENERGY in eV, or PI channels with --gain) into a count cube (FITS, int32) "
+        "carrying the table's sky WCS and the energy axis. The table is read in "
+        "chunks, so its size does not matter. Example: sgmca-fast bin "
+        "events.fits --energy 0.5:7 --channels 75 --bin 4 -o cube.fits",
+    )
+    p.add_argument("events", metavar="EVENTS", help="event list (FITS)")
+    p.add_argument("-o", "--output", required=True, metavar="CUBE.fits",
+                   help="output count cube")
+    p.add_argument("--energy", default="0.5:7", metavar="EMIN:EMAX",
+                   help="energy band in keV (default 0.5:7)")
+    p.add_argument("--channels", type=_positive_int, default=75, metavar="J",
+                   help="energy channels (default 75)")
+    p.add_argument("--log", action="store_true",
+                   help="channels uniform in log(E) (CTYPE3 ENER-LOG)")
+    p.add_argument("--bin", type=_positive_int, default=1, metavar="B",
+                   help="sky pixels per cube pixel, per axis (default 1)")
+    p.add_argument("--box", metavar="X0:X1,Y0:Y1",
+                   help="sky pixel box (edges; default: where the events are)")
+    p.add_argument("--world-box", metavar="LON0:LON1,LAT0:LAT1",
+                   help="box in world coordinates (degrees, e.g. RA and Dec)")
+    p.add_argument("--columns", metavar="X,Y,E",
+                   help="column names of x, y and energy (or PI with --gain); "
+                   "default X,Y,ENERGY (X,Y,PI with --gain)")
+    p.add_argument("--gain", type=_positive_float, default=None, metavar="EV",
+                   help="eV per PI channel: bin a PI column (14.6 for Chandra ACIS)")
+    p.add_argument("--ext", help="HDU of the table (default EVENTS, else the "
+                   "first binary table)")
+    p.add_argument("--json", action="store_true", help="print a JSON summary")
+    common(p)
+    p.set_defaults(func=_cmd_bin)
     return parser
 
 

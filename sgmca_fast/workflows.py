@@ -33,6 +33,7 @@ import numpy as np
 
 from . import _io
 from ._summaries import (
+    BinSummary,
     DemoSummary,
     Evaluation,
     ModelInfo,
@@ -44,11 +45,13 @@ from ._summaries import (
 from ._validation import InputError, integer, real
 
 __all__ = [
+    "BinSummary",
     "DemoSummary",
     "Evaluation",
     "ModelInfo",
     "SeparationSummary",
     "TrainingSummary",
+    "bin_events",
     "demo",
     "evaluate_files",
     "jsonable",
@@ -671,3 +674,27 @@ def model_info(model) -> ModelInfo:
                              else int(loaded.training_spectra.shape[0])),
     }
     return ModelInfo(fields, loaded.metadata.get("training", loaded.metadata))
+
+
+# ----------------------------------------------------------------------------- bin
+
+
+def bin_events(events, out, *, force: bool = False, **options) -> BinSummary:
+    """Bin a photon event list into a FITS count cube ``out`` (``sgmca-fast bin``).
+
+    ``options`` are those of :func:`sgmca_fast.events.bin_events` (``energy``,
+    ``channels``, ``log``, ``binning``, ``box``, ``world_box``, ``columns``,
+    ``gain``, ``ext``); the cube is written by
+    :func:`sgmca_fast.events.write_counts_cube`, ``force`` replacing a file.
+    """
+    from . import events as ev
+
+    if not _io.is_fits(out):
+        raise InputError(f"{out}: the count cube is written as FITS (.fits)")
+    _io.check_writable([out], force)
+    t0 = time.perf_counter()
+    cube = ev.bin_events(events, **options)
+    out, h = ev.write_counts_cube(out, cube, force=force), cube.header
+    return BinSummary(os.fspath(events), out, cube.data.shape, int(h["EV_ROWS"]),
+                      int(h["EV_BAND"]), int(h["EV_KEPT"]),
+                      time.perf_counter() - t0, list(cube.notes), cube)

@@ -9,6 +9,7 @@ PUBLIC_MODULES = [
     "sgmca_fast.baselines",
     "sgmca_fast.cube",
     "sgmca_fast.datasets",
+    "sgmca_fast.events",
     "sgmca_fast.iae",
     "sgmca_fast.metrics",
     "sgmca_fast.starlet",

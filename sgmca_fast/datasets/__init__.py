@@ -28,10 +28,12 @@ One private module per concept:
   sets;
 - ``_images``: the source images;
 - ``_mixtures``: mixtures X = A0 S0 + N and the demo;
-- ``_casa``: the reader of the paper's Cas A folder.
+- ``_casa``: the reader of the paper's Cas A folder;
+- ``_events``: photon event lists simulated from a mixture (``simulate_events``).
 """
 
 from ._casa import CasaData, load_casa
+from ._events import SimulatedEvents, simulate_events
 from ._families import FAMILIES, make_family, make_spectra_sets
 from ._images import make_sources
 from ._instrument import (
@@ -47,6 +49,7 @@ __all__ = [
     "FAMILIES",
     "CasaData",
     "Mixture",
+    "SimulatedEvents",
     "apply_response",
     "effective_area",
     "energy_grid",
@@ -58,4 +61,5 @@ __all__ = [
     "make_spectra_sets",
     "photoabsorption",
     "resolution_fwhm",
+    "simulate_events",
 ]
