@@ -10,7 +10,6 @@ import sgmca_fast
 from sgmca_fast import baselines, datasets
 
 REPO = Path(__file__).resolve().parents[1]
-CASA = REPO.parent / "shared" / "data" / "casa"
 PAPER = REPO / "bench" / "paper"
 
 
@@ -20,13 +19,6 @@ def binned(sources, factor):
     h, w = h // factor * factor, w // factor * factor
     s = sources[:, :h, :w].reshape(i, h // factor, factor, w // factor, factor)
     return s.sum(axis=(2, 4))
-
-
-@pytest.fixture(scope="module")
-def casa():
-    if not CASA.is_dir():
-        pytest.fail(f"the Cas A data are expected at {CASA}")
-    return datasets.load_casa(CASA)
 
 
 @pytest.fixture(scope="module")
@@ -93,11 +85,11 @@ def test_sparse_nmf_penalty_sparsifies():
 
 def test_nmf_errors():
     X, _, _ = noiseless()
-    with pytest.raises(ValueError, match=r"n_sources must be in \[1, J=20\], got 21"):
+    with pytest.raises(ValueError, match="X has 20 channels, fewer than n_sources"):
         baselines.hals_nmf(X, 21)
     with pytest.raises(TypeError, match="max_iter must be an integer"):
         baselines.hals_nmf(X, 2, max_iter=1.5)
-    with pytest.raises(ValueError, match="alpha must be a finite number >= 0"):
+    with pytest.raises(ValueError, match="alpha must be >= 0"):
         baselines.sparse_nmf(X, 2, alpha=-1.0)
     with pytest.raises(ValueError, match="X contains NaN or inf"):
         baselines.hals_nmf(np.full((5, 4, 4), np.nan), 2)
@@ -236,9 +228,7 @@ def test_oracle_errors():
 
 
 @pytest.fixture(scope="module")
-def paper():
-    if not CASA.is_dir():
-        pytest.fail(f"the Cas A data are expected at {CASA}")
+def paper(casa_dir):
     sys.path.insert(0, str(PAPER))
     try:
         yield importlib.import_module("sgmca_paper")
