@@ -212,7 +212,7 @@ def test_oracle_sources_thresholds_noise(small_mix):
 
 def test_oracle_errors():
     X, A0, S0 = noiseless()
-    with pytest.raises(ValueError, match=r"unknown method 'ls'; expected one of"):
+    with pytest.raises(ValueError, match=r"method must be one of .*, got 'ls'"):
         baselines.oracle_sources(X, A0, method="ls")
     with pytest.raises(ValueError, match=r"A0 must have shape \(J, I\) with J=20"):
         baselines.oracle_sources(X, A0[:5])
@@ -220,6 +220,45 @@ def test_oracle_errors():
         baselines.oracle_mixing(X, S0[:, :5])
     with pytest.raises(ValueError, match="linearly dependent"):
         baselines.oracle_mixing(X, np.stack([S0[0], S0[0]]))
+
+
+@pytest.mark.parametrize(
+    ("call", "error", "match"),
+    [
+        (lambda X, A0, S0: baselines.oracle_sources(X, A0, k=np.inf), ValueError,
+         "k must be a finite number"),
+        (lambda X, A0, S0: baselines.oracle_sources(X, A0, l1="no"), TypeError,
+         "l1 must be True or False"),
+        (lambda X, A0, S0: baselines.oracle_sources(X, A0, nonneg_S=1), TypeError,
+         "nonneg_S must be True or False"),
+        (lambda X, A0, S0: baselines.oracle_sources(X, A0, nscales=5), ValueError,
+         "nscales = 5 is too large for images of 24"),
+        (lambda X, A0, S0: baselines.oracle_sources(X, A0, noise_std=[1.0] * 3),
+         ValueError, "one value per channel"),
+        (lambda X, A0, S0: baselines.hals_nmf(X, 2, random_state="x"), TypeError,
+         "random_state must be None, a non-negative integer"),
+        (lambda X, A0, S0: baselines.hals_nmf(X, 2, tol=np.inf), ValueError,
+         "tol must be a finite number"),
+        (lambda X, A0, S0: baselines.hals_nmf(np.ma.masked_less(X, 0.5), 2),
+         ValueError, "X is a masked array with"),
+        (lambda X, A0, S0: baselines.oracle_mixing(X, np.ma.masked_less(S0, 0.5)),
+         ValueError, "S0 is a masked array with"),
+    ],
+)
+def test_baseline_parameters_are_checked_before_any_work(call, error, match):
+    X, A0, S0 = noiseless()
+    with pytest.raises(error, match=match):
+        call(X, A0, S0)
+
+
+def test_baseline_errors_have_the_input_error_type():
+    from sgmca_fast._validation import InputError
+
+    X, A0, _ = noiseless()
+    with pytest.raises(InputError):
+        baselines.oracle_sources(X, A0[:5])
+    with pytest.raises(InputError):
+        baselines.NearestNeighbourModel(np.zeros((2, 3)))
 
 
 # --------------------------------------------------------------------------------
