@@ -202,18 +202,10 @@ def sparse_nmf(
 
     Parameters
     ----------
-    X : (J, H, W) or (J, P) array_like
-        Data, J channels.
-    n_sources : int
-        Number of sources I (1 <= I <= J).
+    X, n_sources, max_iter, tol, random_state
+        As in :func:`hals_nmf`.
     alpha : float, optional
         L1 weight on the sources (>= 0), in the units of the objective above.
-    max_iter : int, optional
-        Maximum number of iterations.
-    tol : float, optional
-        scikit-learn's stopping tolerance.
-    random_state : None, int or numpy.random.Generator, optional
-        Seed (NNDSVDa is deterministic; it only matters for its ties).
 
     Returns
     -------
@@ -325,10 +317,13 @@ class NearestNeighbourModel:
     def fast_project(self, a):
         """Nearest training spectrum of each row, times its best amplitude.
 
+        The same interface as :meth:`IAEModel.fast_project
+        <sgmca_fast.iae.IAEModel.fast_project>`.
+
         Parameters
         ----------
         a : (k, J) or (J,) array_like
-            Spectra, one a row.
+            Spectra to project, one per row.
 
         Returns
         -------
