@@ -45,6 +45,19 @@ def test_public_api():
     assert baselines.gmca is sgmca_fast.gmca
 
 
+def test_baselines_import_no_private_names():
+    # They call the solver's final stage through names meant for other modules.
+    import ast
+    import inspect
+
+    tree = ast.parse(inspect.getsource(baselines))
+    imported = [a.name for node in ast.walk(tree)
+                if isinstance(node, ast.ImportFrom) and node.level
+                for a in node.names]
+    assert "final_sources" in imported
+    assert [name for name in imported if name.startswith("_")] == []
+
+
 # --------------------------------------------------------------------------------
 # NMF
 # --------------------------------------------------------------------------------
