@@ -15,42 +15,20 @@ row per run.
 """
 
 import argparse
-import csv
-import os
-import platform
-import sys
 import time
-from pathlib import Path
 
+import _common
 import numpy as np
 
 import sgmca_fast
 from sgmca_fast import datasets, metrics
-from sgmca_fast.iae import from_reference, load
 
-REPO = Path(__file__).resolve().parents[1]
-CASA = REPO.parent / "shared" / "data" / "casa"
 # The paper's Table 3, all four models (median over 100 runs).
 PAPER = {
     1.0: {"sGMCA": {"SAD": 21.67, "SDR": 43.93}, "GMCA": {"SAD": 12.5}},
     0.01: {"sGMCA": {"SAD": 17.73}},
 }
 METRICS = ["SAD", "SDR", "SIR", "SNR", "SAR"]
-FAMILIES = [("sync", 1), ("thermal", 1), ("gauss", 2)]
-
-
-def load_models(where):
-    """{model: count} from the authors' pickles or from a folder of our .onnx."""
-    models = {}
-    for family, count in FAMILIES:
-        if where == "reference":
-            model = from_reference(CASA / "reference_models" / f"model_{family}.pkl")
-        else:
-            model = load(Path(where) / f"model_{family}.onnx")
-        models[model] = count
-    return models
-
-
 def make_case(casa, seed, k, snr_db, crop, delta=None):
     rng = np.random.default_rng(seed)
     fam = casa.families
@@ -81,11 +59,10 @@ def main(argv=None):
     parser.add_argument("--csv", default=None, help="write one row per run here")
     args = parser.parse_args(argv)
 
-    print(f"command: python {' '.join(sys.argv)}")
-    print(f"sgmca-fast {sgmca_fast.__version__}, numpy {np.__version__}, Python "
-          f"{platform.python_version()}, threads {sgmca_fast.get_num_threads()}")
-    casa = datasets.load_casa(CASA)
-    models = load_models(args.models)
+    _common.print_header()
+    print(f"threads {sgmca_fast.get_num_threads()}")
+    casa = _common.load_casa()
+    models = _common.casa_models(args.models)
     scaled_metrics = [1, 2, 3] if args.k != 1 else None
     rows = []
     for seed in range(args.first_seed, args.first_seed + args.seeds):
@@ -111,13 +88,7 @@ def main(argv=None):
                   f"time {elapsed:6.2f}s it {row['iterations']} per-source SAD "
                   f"[{row['SAD_per_source']}] fit [{row['model_fit']}]", flush=True)
     if args.csv:
-        os.makedirs(os.path.dirname(os.path.abspath(args.csv)), exist_ok=True)
-        tmp = args.csv + ".tmp"
-        with open(tmp, "w", newline="") as fh:
-            writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
-            writer.writeheader()
-            writer.writerows(rows)
-        os.replace(tmp, args.csv)
+        _common.write_csv(args.csv, rows)
 
     print(f"\nk = {args.k}, SNR = {args.snr} dB, delta = {args.delta}, "
           f"models = {args.models}, "

@@ -11,20 +11,15 @@ starlet transform.
 
 import argparse
 import cProfile
-import platform
 import pstats
-import sys
 import time
 import tracemalloc
-from pathlib import Path
 
+import _common
 import numpy as np
+from casa_separation import make_case
 
 import sgmca_fast
-from sgmca_fast import datasets
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from casa_separation import CASA, load_models, make_case  # noqa: E402
 
 
 def main(argv=None):
@@ -34,11 +29,10 @@ def main(argv=None):
     parser.add_argument("--profile", action="store_true")
     parser.add_argument("--memory", action="store_true")
     args = parser.parse_args(argv)
-    print(f"command: python {' '.join(sys.argv)}")
-    print(f"sgmca-fast {sgmca_fast.__version__}, numpy {np.__version__}, Python "
-          f"{platform.python_version()}, threads {sgmca_fast.get_num_threads()}")
-    casa = datasets.load_casa(CASA)
-    models = load_models("reference")
+    _common.print_header()
+    print(f"threads {sgmca_fast.get_num_threads()}")
+    casa = _common.load_casa()
+    models = _common.casa_models("reference")
     mix = make_case(casa, args.seed, 1.0, 40.0, 0)
     small = mix.X[:, :48, :48]
     sgmca_fast.separate(small, 4, models, noise_std=mix.noise_std)  # compile

@@ -1,4 +1,8 @@
-"""Spectrum identification and model-to-spectrum mapping (the paper's Algorithm 2)."""
+"""Spectrum identification and model-to-spectrum mapping (the paper's Algorithm 2).
+
+See docs/algorithm.md, section 3: each semi-blind iteration maps the columns of the
+least-squares A to the models before projecting them on their manifolds.
+"""
 
 from itertools import product
 

@@ -26,8 +26,17 @@ import warnings
 
 import numpy as np
 
-from . import starlet
-from ._solver import Separation, _check_noise, _SourceStep, _weighted_pinv, gmca
+from . import _checks, starlet
+from ._solver import Separation, gmca
+from ._sources import SourceStep, final_sources, weighted_pinv
+from ._validation import (
+    InputError,
+    boolean,
+    choice,
+    integer,
+    real,
+    real_array,
+)
 from .iae._project import ProjectionResult
 
 __all__ = [
@@ -48,36 +57,8 @@ __all__ = [
 
 def _as_data(X, name="X"):
     """(J, P) float64 view of a (J, H, W) or (J, P) array and the pixel shape."""
-    arr = np.asarray(X)
-    if arr.dtype.kind not in "biuf":
-        raise TypeError(f"{name} must be a real numeric array, got dtype {arr.dtype}")
-    arr = np.asarray(arr, dtype=np.float64)
-    if arr.ndim not in (2, 3):
-        raise ValueError(
-            f"{name} must be a cube (J, H, W) or a matrix (J, P), got shape "
-            f"{arr.shape}"
-        )
-    if not np.all(np.isfinite(arr)):
-        raise ValueError(f"{name} contains NaN or inf values")
+    arr = _checks.data(X, name)
     return arr.reshape(arr.shape[0], -1), arr.shape[1:]
-
-
-def _check_n_sources(n_sources, n_channels):
-    if isinstance(n_sources, bool) or not isinstance(n_sources, (int, np.integer)):
-        raise TypeError(f"n_sources must be an integer, got {n_sources!r}")
-    if not 1 <= n_sources <= n_channels:
-        raise ValueError(
-            f"n_sources must be in [1, J={n_channels}], got {n_sources}"
-        )
-    return int(n_sources)
-
-
-def _check_max_iter(max_iter):
-    if isinstance(max_iter, bool) or not isinstance(max_iter, (int, np.integer)):
-        raise TypeError(f"max_iter must be an integer, got {max_iter!r}")
-    if max_iter < 1:
-        raise ValueError(f"max_iter must be at least 1, got {max_iter}")
-    return int(max_iter)
 
 
 def _normalise(A, S):
@@ -116,10 +97,9 @@ def _nmf(X, n_sources, solver, alpha, max_iter, tol, random_state):
         ) from None
     t0 = time.perf_counter()
     x, pix_shape = _as_data(X)
-    n_sources = _check_n_sources(n_sources, x.shape[0])
-    max_iter = _check_max_iter(max_iter)
-    if not (np.isfinite(tol) and tol >= 0):
-        raise ValueError(f"tol must be a finite number >= 0, got {tol}")
+    n_sources = _checks.n_sources(n_sources, x.shape[0])
+    max_iter = integer(max_iter, "max_iter", minimum=1)
+    tol = real(tol, "tol", low=0.0)
     # NMF needs non-negative data: the noise makes faint pixels negative, and a
     # clip at 0 touches only those (a shift would add a constant to every pixel,
     # which NMF would have to model with an extra component).
@@ -222,18 +202,10 @@ def sparse_nmf(
 
     Parameters
     ----------
-    X : (J, H, W) or (J, P) array_like
-        Data, J channels.
-    n_sources : int
-        Number of sources I (1 <= I <= J).
+    X, n_sources, max_iter, tol, random_state
+        As in :func:`hals_nmf`.
     alpha : float, optional
         L1 weight on the sources (>= 0), in the units of the objective above.
-    max_iter : int, optional
-        Maximum number of iterations.
-    tol : float, optional
-        scikit-learn's stopping tolerance.
-    random_state : None, int or numpy.random.Generator, optional
-        Seed (NNDSVDa is deterministic; it only matters for its ties).
 
     Returns
     -------
@@ -245,14 +217,15 @@ def sparse_nmf(
     ImportError
         scikit-learn is not installed.
     """
-    alpha = float(alpha)
-    if not (np.isfinite(alpha) and alpha >= 0):
-        raise ValueError(f"alpha must be a finite number >= 0, got {alpha}")
+    alpha = real(alpha, "alpha", low=0.0)
     return _nmf(X, n_sources, "mu", alpha, max_iter, tol, _sk_seed(random_state))
 
 
 def _sk_seed(random_state):
     """scikit-learn wants an int or a RandomState: draw one from a Generator."""
+    random_state = _checks.random_state(
+        random_state, (np.random.Generator, np.random.RandomState)
+    )
     if isinstance(random_state, np.random.Generator):
         return int(random_state.integers(2**31 - 1))
     return random_state
@@ -298,14 +271,14 @@ class NearestNeighbourModel:
     def __init__(self, spectra, name: str = "") -> None:
         arr = np.array(spectra, dtype=np.float64, copy=True)
         if arr.ndim != 2 or arr.shape[0] == 0 or arr.shape[1] == 0:
-            raise ValueError(
+            raise InputError(
                 f"spectra must be a non-empty 2-D (n, J) array, got shape {arr.shape}"
             )
         if not np.all(np.isfinite(arr)):
-            raise ValueError("spectra contain NaN or inf values")
+            raise InputError("spectra contain NaN or inf values")
         norms = np.linalg.norm(arr, axis=1)
         if np.any(norms == 0):
-            raise ValueError(
+            raise InputError(
                 f"spectra rows {np.flatnonzero(norms == 0).tolist()[:5]} are all zero"
             )
         arr.setflags(write=False)
@@ -327,7 +300,7 @@ class NearestNeighbourModel:
         single = arr.ndim == 1
         arr = np.atleast_2d(arr)
         if arr.ndim != 2 or arr.shape[1] != self.n_channels:
-            raise ValueError(
+            raise InputError(
                 f"a must have shape (k, J) or (J,) with J={self.n_channels}, got "
                 f"shape {np.shape(a)}"
             )
@@ -344,10 +317,13 @@ class NearestNeighbourModel:
     def fast_project(self, a):
         """Nearest training spectrum of each row, times its best amplitude.
 
+        The same interface as :meth:`IAEModel.fast_project
+        <sgmca_fast.iae.IAEModel.fast_project>`.
+
         Parameters
         ----------
         a : (k, J) or (J,) array_like
-            Spectra, one a row.
+            Spectra to project, one per row.
 
         Returns
         -------
@@ -422,7 +398,7 @@ class NearestNeighbourModel:
         single = lam.ndim == 1
         lam = np.atleast_2d(lam)
         if lam.shape[1] != 1:
-            raise ValueError(f"lambdas must have shape (k, 1), got {np.shape(lambdas)}")
+            raise InputError(f"lambdas must have shape (k, 1), got {np.shape(lambdas)}")
         index = np.clip(np.rint(lam[:, 0]), 0, len(self.training_spectra) - 1)
         out = self.training_spectra[index.astype(np.intp)].copy()
         return out[0] if single else out
@@ -483,44 +459,41 @@ def oracle_sources(
         A = A0 with unit columns, S (I, H, W) or (I, P) in the units of that A.
     """
     t0 = time.perf_counter()
-    methods = ("lstsq", "threshold")
-    if method not in methods:
-        raise ValueError(f"unknown method {method!r}; expected one of {list(methods)}")
+    method = choice(method, "method", ("lstsq", "threshold"))
     x, pix_shape = _as_data(X)
-    A = np.array(A0, dtype=np.float64)
+    A = np.array(real_array(A0, "A0", finite=False))
     if A.ndim != 2 or A.shape[0] != x.shape[0] or A.shape[1] > x.shape[0]:
-        raise ValueError(
+        raise InputError(
             f"A0 must have shape (J, I) with J={x.shape[0]} and I <= J, got "
             f"{A.shape}"
         )
     if not np.all(np.isfinite(A)):
-        raise ValueError("A0 contains NaN or inf values")
+        raise InputError("A0 contains NaN or inf values")
     norms = np.linalg.norm(A, axis=0)
     if np.any(norms == 0):
-        raise ValueError(f"A0 columns {np.flatnonzero(norms == 0).tolist()} are zero")
+        raise InputError(f"A0 columns {np.flatnonzero(norms == 0).tolist()} are zero")
     A = A / norms
     J, n_src = A.shape
-    sigma = _check_noise(noise_std, J)
+    sigma = _checks.noise_levels(noise_std, J)
     if method == "lstsq":
-        M = _weighted_pinv(A, None if sigma is None else 1.0 / sigma**2)
+        M = weighted_pinv(A, None if sigma is None else 1.0 / sigma**2)
         return _result(A, M @ x, pix_shape, {"oracle": 1}, t0)
 
-    starlet._check_nscales(nscales)
-    if not k > 0:
-        raise ValueError(f"k must be positive, got {k}")
     P = x.shape[1]
     shape = tuple(pix_shape) if len(pix_shape) == 2 else (P,)
+    nscales = _checks.nscales(nscales, shape)
+    k = real(k, "k", low=0.0, low_open=True)
+    l1 = boolean(l1, "l1")
+    nonneg_S = boolean(nonneg_S, "nonneg_S")
     if len(shape) == 2:
         xw = starlet.forward(x.reshape((J,) + shape), nscales).reshape(J, -1, P)
     else:
         xw = starlet.forward1d(x, nscales)
-    # The solver's final stage with A fixed: reweighted by a first estimate.
-    step = _SourceStep(xw, sigma, starlet.scale_norms(shape, nscales), k, l1, nonneg_S)
+    # The solver's final stage with A fixed, reweighted by a first estimate.
+    step = SourceStep(xw, sigma, starlet.scale_norms(shape, nscales), k, l1, nonneg_S)
     first = np.empty((n_src, nscales, P))
-    detail = np.empty_like(first)
     step(A, 1.0, None, first)
-    M = step(A, 1.0, first, detail)
-    S = starlet.inverse(step.full(M, detail), axis=1)
+    S = final_sources(step, A, first, np.empty_like(first))
     return _result(A, S, pix_shape, {"oracle": 1}, t0)
 
 
@@ -546,20 +519,18 @@ def oracle_mixing(X, S0) -> Separation:
     """
     t0 = time.perf_counter()
     x, pix_shape = _as_data(X)
-    s0 = np.asarray(S0)
-    if s0.dtype.kind not in "biuf":
-        raise TypeError(f"S0 must be a real numeric array, got dtype {s0.dtype}")
+    s0 = real_array(S0, "S0", finite=False)
     if s0.ndim not in (2, 3) or int(np.prod(s0.shape[1:])) != x.shape[1]:
-        raise ValueError(
+        raise InputError(
             f"S0 must be (I, H, W) or (I, P) with the {x.shape[1]} pixels of X, got "
             f"shape {s0.shape}"
         )
-    s = np.asarray(s0, dtype=np.float64).reshape(s0.shape[0], -1)
+    s = s0.reshape(s0.shape[0], -1)
     if not np.all(np.isfinite(s)):
-        raise ValueError("S0 contains NaN or inf values")
+        raise InputError("S0 contains NaN or inf values")
     gram = s @ s.T
     if np.linalg.matrix_rank(gram) < s.shape[0]:
-        raise ValueError("S0 rows are linearly dependent: A is not identifiable")
+        raise InputError("S0 rows are linearly dependent: A is not identifiable")
     A = np.linalg.solve(gram, s @ x.T).T
     A, S = _normalise(A, s)
     return _result(A, S, pix_shape, {"oracle": 1}, t0)

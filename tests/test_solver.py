@@ -1,13 +1,9 @@
-from pathlib import Path
-
 import numpy as np
 import pytest
 
 import sgmca_fast
 from sgmca_fast import datasets, gmca, metrics, separate
 from sgmca_fast.iae import from_reference
-
-CASA = Path(__file__).resolve().parents[2] / "shared" / "data" / "casa"
 
 
 def sparse_problem(J=12, n_src=3, size=32, snr_db=60.0, seed=0):
@@ -37,11 +33,9 @@ def matched_sad(A0, A):
 
 
 @pytest.fixture(scope="module")
-def casa_models():
-    if not CASA.is_dir():
-        pytest.fail(f"the Cas A data are expected at {CASA}")
+def casa_models(reference_models_dir):
     return {
-        name: from_reference(CASA / "reference_models" / f"model_{name}.pkl")
+        name: from_reference(reference_models_dir / f"model_{name}.pkl")
         for name in ("sync", "thermal", "gauss")
     }
 
@@ -76,7 +70,7 @@ def test_per_channel_noise_weights_the_least_squares():
     A = rng.random((6, 2))
     sigma = np.array([0.1, 1.0, 2.0, 0.5, 0.3, 3.0])
     x = rng.standard_normal(6)
-    step = sgmca_fast._solver._SourceStep(
+    step = sgmca_fast._sources.SourceStep(
         np.zeros((6, 3, 4)), sigma, np.ones(3), 3.0, True, False
     )
     expected = np.linalg.lstsq(A / sigma[:, None], x / sigma, rcond=None)[0]
@@ -107,8 +101,7 @@ def test_callback_sees_every_iteration_and_can_stop():
     assert seen == [("blind", i, (12, 3)) for i in range(5)]
 
 
-def test_sgmca_beats_gmca_on_cropped_casa(casa_models):
-    casa = datasets.load_casa(CASA)
+def test_sgmca_beats_gmca_on_cropped_casa(casa, casa_models):
     sources = binned(casa.sources, 3)
     fam = casa.families
     models = {casa_models["sync"]: 1, casa_models["thermal"]: 1,
@@ -134,8 +127,7 @@ def test_sgmca_beats_gmca_on_cropped_casa(casa_models):
     assert np.median(gains) > 5
 
 
-def test_fixed_mapping_is_kept(casa_models):
-    casa = datasets.load_casa(CASA)
+def test_fixed_mapping_is_kept(casa, casa_models):
     fam = casa.families
     mix = datasets.make_mixture(
         binned(casa.sources, 5),
@@ -179,7 +171,7 @@ class _FakeModel:
         ({"mapping": {0: "a"}}, "mapping was given without models"),
         ({"noise_std": [1.0, 2.0]}, "one value per channel"),
         ({"noise_std": -1.0}, "finite and positive"),
-        ({"K_max": 1.5}, "K_max must be in"),
+        ({"K_max": 1.5}, "K_max must be <= 1"),
         ({"A_init": np.ones((4, 3))}, "A_init must have shape"),
     ],
 )
@@ -199,23 +191,133 @@ def test_bad_types():
         gmca(np.ones((5, 8, 8)), 2, models={})
 
 
-def test_a_duplicated_column_is_replaced_by_the_lost_spectrum():
-    # Data made of three sources; the estimate describes source 0 twice.
-    rng = np.random.default_rng(8)
-    A0 = np.abs(rng.standard_normal((20, 3)))
-    A0 /= np.linalg.norm(A0, axis=0)
-    S0 = rng.standard_normal((3, 5000)) * [[1.0], [0.8], [0.6]]
-    Xd = A0 @ S0 + 0.01 * rng.standard_normal((20, 5000))
-    A = A0[:, [0, 1, 0]].copy()
-    A[:, 2] = 0.999 * A[:, 2] + 0.02 * A0[:, 1]
-    A[:, 2] /= np.linalg.norm(A[:, 2])
-    decoys = np.abs(rng.standard_normal((30, 20)))
-    decoys /= np.linalg.norm(decoys, axis=1, keepdims=True)
-    candidates = np.vstack([decoys, A0[:, 2]])
-    col = sgmca_fast._solver._reseed_lost_source(A, Xd @ Xd.T, candidates)
-    assert col in (0, 2)
-    np.testing.assert_allclose(A[:, col], A0[:, 2])
-    # Distinct columns are left alone.
-    B = A0.copy()
-    assert sgmca_fast._solver._reseed_lost_source(B, Xd @ Xd.T, candidates) is None
-    np.testing.assert_array_equal(B, A0)
+# --------------------------------------------------------------------------------
+# gap 3: data without detail coefficients
+# --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "X",
+    [
+        np.zeros((6, 16, 16)),
+        np.ones((6, 16, 16)),
+        np.arange(6.0)[:, None, None] * 0.1 + np.zeros((6, 16, 16)),  # per channel
+        np.full((6, 64), 3.7),  # (J, P) data, 1-D starlet
+    ],
+)
+def test_data_without_detail_are_refused(X):
+    with pytest.raises(ValueError, match="no structure to separate"):
+        gmca(X, 2)
+    with pytest.raises(ValueError, match="no structure to separate"):
+        separate(X, 2, noise_std=0.1)
+
+
+def test_one_textured_channel_is_enough():
+    X = np.ones((6, 16, 16))
+    X[2] += np.random.default_rng(0).standard_normal((16, 16))
+    assert gmca(X, 1).A.shape == (6, 1)
+
+
+# --------------------------------------------------------------------------------
+# gap 4: any finite magnitude
+# --------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def unit_run():
+    X, _, _, sigma = sparse_problem(seed=6)
+    return X, sigma, gmca(X, 3, noise_std=sigma, random_state=0)
+
+
+@pytest.mark.parametrize("scale", [1e154, 1e-150, 2.0**-900, 1e300, 2.0**600])
+def test_gmca_is_scale_equivariant(unit_run, scale):
+    X, sigma, ref = unit_run
+    res = gmca(X * scale, 3, noise_std=sigma * scale, random_state=0)
+    np.testing.assert_allclose(res.A, ref.A, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(res.S / scale, ref.S, rtol=1e-10,
+                               atol=1e-10 * np.abs(ref.S).max())
+    assert res.n_iter == ref.n_iter
+
+
+def test_mad_thresholds_are_scale_equivariant_too():
+    X, _, _, _ = sparse_problem(seed=7)
+    ref = gmca(X, 3, random_state=0)
+    res = gmca(X * 1e-280, 3, random_state=0)
+    np.testing.assert_allclose(res.A, ref.A, rtol=1e-8, atol=1e-10)
+    np.testing.assert_allclose(res.S * 1e280, ref.S, rtol=1e-8,
+                               atol=1e-8 * np.abs(ref.S).max())
+
+
+def test_power_of_two_scales_are_exact(unit_run):
+    X, sigma, ref = unit_run
+    res = gmca(X * 2.0**-700, 3, noise_std=sigma * 2.0**-700, random_state=0)
+    np.testing.assert_array_equal(res.A, ref.A)
+    np.testing.assert_array_equal(res.S * 2.0**700, ref.S)
+
+
+# --------------------------------------------------------------------------------
+# gap 6: every parameter checked before any work
+# --------------------------------------------------------------------------------
+
+
+def _no_call(info):
+    raise AssertionError("validation must come before any iteration")
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "match"),
+    [
+        ({"max_iter_semiblind": -1}, ValueError, "max_iter_semiblind must be at least"),
+        ({"max_iter_semiblind": 1.5}, TypeError, "max_iter_semiblind must be an int"),
+        ({"nscales": 4}, ValueError, "nscales = 4 is too large for images of 8"),
+        ({"X": np.ones((5, 64)), "nscales": 7}, ValueError, "of 64 samples"),
+        ({"nscales": 0}, ValueError, "nscales must be at least 1"),
+        ({"nscales": 2.0}, TypeError, "nscales must be an integer"),
+        ({"k": np.inf}, ValueError, "k must be a finite number"),
+        ({"k": 0.0}, ValueError, "k must be > 0"),
+        ({"k": "3"}, TypeError, "k must be a real number"),
+        ({"K_max": 0.0}, ValueError, "K_max must be > 0"),
+        ({"K_max": np.nan}, ValueError, "K_max must be a finite number"),
+        ({"tol_semiblind": np.nan}, ValueError, "tol_semiblind must be a finite"),
+        ({"tol_semiblind": -1e-3}, ValueError, "tol_semiblind must be >= 0"),
+        ({"nonneg_A": "yes"}, TypeError, "nonneg_A must be True or False"),
+        ({"nonneg_S": 1}, TypeError, "nonneg_S must be True or False"),
+        ({"l1": None}, TypeError, "l1 must be True or False"),
+        ({"progress": "no"}, TypeError, "progress must be True or False"),
+        ({"random_state": "x"}, TypeError, "random_state must be None, a non-neg"),
+        ({"random_state": -2}, ValueError, "random_state must be at least 0"),
+        ({"callback": 3}, TypeError, "callback must be callable"),
+        ({"A_init": np.full((5, 3), "a")}, TypeError, "A_init must be a real"),
+        ({"A_init": np.full((5, 3), np.inf)}, ValueError, "A_init contains NaN"),
+        ({"noise_std": np.inf}, ValueError, "finite and positive"),
+        ({"X": np.ma.masked_less(np.arange(320.0).reshape(5, 8, 8), 3.0)},
+         ValueError, "masked array with 3 masked value"),
+    ],
+)
+def test_every_parameter_is_checked_before_any_work(kwargs, error, match):
+    rng = np.random.default_rng(0)
+    args = {"X": rng.random((5, 8, 8)), "n_sources": 3, "callback": _no_call}
+    args.update(kwargs)
+    with pytest.raises(error, match=match):
+        separate(args.pop("X"), args.pop("n_sources"), **args)
+
+
+def test_a_masked_array_without_masked_values_is_its_data():
+    X, _, _, sigma = sparse_problem(seed=2)
+    ref = gmca(X, 3, noise_std=sigma, random_state=0)
+    res = gmca(np.ma.masked_array(X, mask=False), 3, noise_std=sigma, random_state=0)
+    np.testing.assert_array_equal(res.A, ref.A)
+
+
+def test_input_errors_have_the_input_error_types():
+    from sgmca_fast._validation import InputError, InputTypeError
+
+    X = np.random.default_rng(0).random((5, 8, 8))
+    with pytest.raises(InputError):
+        separate(X, 3, max_iter_semiblind=-1)
+    with pytest.raises(InputError):
+        separate(np.ones((5, 8, 8)), 3)
+    with pytest.raises(InputTypeError):
+        separate(X, 3, mapping={0: "a"}, models=[(_FakeModel("a", 5), 1.0)])
+    with pytest.raises(InputTypeError):
+        gmca(X, 3, mapping={})
