@@ -94,7 +94,8 @@ def real(value, name: str, *, low: float | None = None, high: float | None = Non
         raise InputTypeError(f"{name} must be a real number, got {value!r}")
     value = float(value)
     if math.isnan(value):
-        raise InputError(f"{name} must be a number, got nan")
+        wanted = "a finite number" if finite else "a number"
+        raise InputError(f"{name} must be {wanted}, got nan")
     if finite and math.isinf(value):
         raise InputError(f"{name} must be a finite number, got {value}")
     if low is not None and (value <= low if low_open else value < low):
