@@ -90,7 +90,7 @@ class Held:
         self.arrays = {i: np.asarray(cols[i]) for i in self.index}
 
     def free(self, n_src):
-        """Indices of the columns that are not held."""
+        """Return the indices of the columns that are not held."""
         return [i for i in range(n_src) if i not in self.arrays]
 
     def insert(self, A):
@@ -118,7 +118,7 @@ class Held:
         return A
 
     def initial_A(self, A_init, xx, n_src, rng):
-        """The starting A: the user's, or the PCA of xx off the held spectra.
+        """Return the starting A: the user's, or the PCA of xx off the held spectra.
 
         Free columns have unit norm; held columns are the spectra.
         """
@@ -135,7 +135,7 @@ class Held:
         return self.insert(A)
 
     def label(self, mapping):
-        """The mapping with "fixed" for the held sources."""
+        """Return the mapping with "fixed" for the held sources."""
         out = list(mapping)
         for i in self.index:
             out[i] = "fixed"

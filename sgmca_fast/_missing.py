@@ -207,7 +207,7 @@ class Plan:
         return tuple(b - a for a, b in self.box)
 
     def reduce(self, X):
-        """The data the fit sees: kept channels, the box, holes filled at first."""
+        """Return the data the fit sees: kept channels, the box, holes filled."""
         Xr = np.array(X[(self.rows,) + self.slices], dtype=np.float64)
         if self.holes.any():
             _neighbour_mean(Xr, self.holes)
@@ -227,7 +227,7 @@ class Plan:
         return out
 
     def expand(self, S):
-        """Sources on the box (I, *box) placed in the full image, NaN outside."""
+        """Place sources on the box (I, *box) in the full image, NaN outside."""
         if S.shape[1:] == self.shape[1:]:
             return S
         out = np.full((S.shape[0],) + self.shape[1:], np.nan)
@@ -235,7 +235,7 @@ class Plan:
         return out
 
     def fit_rows(self, A):
-        """The rows of A for the kept channels (A itself when none is dropped)."""
+        """Return the rows of A for the kept channels (A when none is dropped)."""
         return A if self.all_rows else A[self.rows]
 
     def full_rows(self, A_obs, A_prev, modelled):
@@ -345,6 +345,6 @@ class Runtime:
 
 
 def runtime(plan, Xw, X, nscales):
-    """The :class:`Runtime` of a plan on the reduced data's coefficients."""
+    """Build the :class:`Runtime` of a plan on the reduced data's coefficients."""
     fill = Fill(plan, Xw, X, nscales) if plan.summary.n_filled else None
     return Runtime(plan, fill)

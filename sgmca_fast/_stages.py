@@ -119,7 +119,7 @@ class Problem:
         return A
 
     def fit_rows(self, A):
-        """The rows of A for the channels in the fit (all for complete data)."""
+        """Return the rows of A for the channels in the fit (all when complete)."""
         return A if self.missing is None else self.missing.plan.fit_rows(A)
 
     def tidy(self, A):
@@ -338,7 +338,7 @@ def semiblind_stage(pb, cons, blind, rec):
 
 
 def _pursuit(pb, cons):
-    """The restart's A: the model pursuit, after the held spectra when any."""
+    """Return the restart's A: the model pursuit, after any held spectra."""
     if pb.held is None:
         return model_pursuit(pb.xx, cons.samples, cons.counts, pb.n_sources,
                              pb.nonneg_A)
