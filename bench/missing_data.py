@@ -53,6 +53,13 @@ def run(X, models, mix, seed, **kwargs):
     return res, time.perf_counter() - t0
 
 
+def _line(row):
+    """One run, as printed."""
+    return (f"seed {row['seed']:3d} {row['case']:9s} SAD {row['SAD']:6.2f} SDR(obs) "
+            f"{row['SDR_observed']:6.2f} time {row['time']:6.1f}s per-source SAD "
+            f"[{row['SAD_per_source']}] {row['missing']}")
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=10)
@@ -98,9 +105,7 @@ def main(argv=None):
                    "missing": "" if res.missing is None
                    else f"{100 * res.missing.fraction:.1f}%"}
             rows.append(row)
-            print(f"seed {seed:3d} {name:9s} SAD {row['SAD']:6.2f} SDR(obs) "
-                  f"{row['SDR_observed']:6.2f} time {elapsed:6.1f}s per-source SAD "
-                  f"[{row['SAD_per_source']}] {row['missing']}", flush=True)
+            print(_line(row), flush=True)
     if args.csv:
         _common.write_csv(args.csv, rows)
 

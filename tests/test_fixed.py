@@ -1,5 +1,7 @@
 """Spectra held fixed in the solver (``fixed={source: spectrum}``)."""
 
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
 from test_missing import angles, mixture  # tests/ is on pytest's path
@@ -59,14 +61,9 @@ def test_reseed_never_replaces_a_protected_column():
     np.testing.assert_array_equal(A[:, 1], A0[:, 2])
 
 
-class _FakeModel:
-    def __init__(self, name, n_channels):
-        self.name, self.n_channels = name, n_channels
-
-    def fast_project(self, a):
-        raise AssertionError("validation must come before any work")
-
-    project = fast_project
+def _fake(name):
+    """A stand-in model: the checks must refuse before any method is called."""
+    return SimpleNamespace(name=name, n_channels=5, fast_project=None, project=None)
 
 
 @pytest.mark.parametrize(
@@ -77,10 +74,10 @@ class _FakeModel:
         ({"fixed": {0: np.ones(4)}}, ValueError, r"fixed\[0\] must have one value"),
         ({"fixed": {0: np.r_[np.nan, np.ones(4)]}}, ValueError, "NaN or inf"),
         ({"fixed": {1: np.zeros(5)}}, ValueError, r"fixed\[1\] is all zero"),
-        ({"fixed": {0: np.ones(5)}, "models": {_FakeModel("m", 5): 1},
+        ({"fixed": {0: np.ones(5)}, "models": [(_fake("m"), 1)],
           "mapping": {0: "m"}}, ValueError, "both in fixed and in mapping"),
         ({"fixed": {0: np.ones(5), 1: np.ones(5)},
-          "models": {_FakeModel("m", 5): 2}}, ValueError,
+          "models": [(_fake("m"), 2)]}, ValueError,
          "fixed holds 2 source.* the models take 2, more than n_sources = 3"),
     ],
 )
