@@ -106,8 +106,15 @@ def test_non_numeric_nan_and_ndim(tmp_path):
     bad[1, 2, 2] = np.nan
     bad[2, 0, 0] = np.inf
     np.save(tmp_path / "nan.npy", bad)
-    with pytest.raises(ValueError, match=r"nan\.npy: contains 2 NaN or inf value"):
+    # a cube's NaN voxels are missing data, inf is an error; spectra take neither
+    with pytest.raises(ValueError, match=r"nan\.npy: contains 1 infinite value"):
         _io.read_cube(tmp_path / "nan.npy")
+    with pytest.raises(ValueError, match=r"nan\.npy: contains 2 NaN or inf value"):
+        _io.read_spectra(tmp_path / "nan.npy")
+    bad[2, 0, 0] = 1.0
+    np.save(tmp_path / "nan.npy", bad)
+    read = _io.read_cube(tmp_path / "nan.npy")
+    assert np.isnan(read[1, 2, 2]) and np.count_nonzero(np.isnan(read)) == 1
     np.save(tmp_path / "flat.npy", np.ones(5))
     with pytest.raises(ValueError, match=r"must have 2 or 3 dimensions.*\(5,\)"):
         _io.read_cube(tmp_path / "flat.npy")
