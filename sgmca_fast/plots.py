@@ -363,13 +363,21 @@ def _image_axes(fig, n_rows, n_cols, wcs, shape):
     return axes, True
 
 
+_SKY_NAMES = {"RA": "RA", "DEC": "Dec", "GLON": "Galactic longitude",
+              "GLAT": "Galactic latitude", "ELON": "Ecliptic longitude",
+              "ELAT": "Ecliptic latitude"}
+
+
 def _sky_labels(ax, bottom: bool, left: bool) -> None:
     """Tick labels and names of the sky coordinates on the outer panels only."""
-    lon, lat = ax.coords[0], ax.coords[1]
-    for coord, shown in ((lon, bottom), (lat, left)):
+    ctypes = ax.wcs.wcs.ctype
+    for k, shown in ((0, bottom), (1, left)):
+        coord = ax.coords[k]
+        stem = ctypes[k][:4].rstrip("-").upper()
         coord.set_ticklabel_visible(shown)
         coord.set_ticklabel(size="x-small")
-        coord.set_axislabel(coord.default_label if shown else "", size="small")
+        coord.set_axislabel(_SKY_NAMES.get(stem, stem) if shown else "",
+                            size="small")
 
 
 def plot_history(history, *, path=None, force: bool = False, title: str | None = None):

@@ -185,3 +185,34 @@ def test_csv_round_trip(tmp_path):
     np.testing.assert_array_equal(_io.read_spectra(path), A)  # exact: repr floats
     with pytest.raises(ValueError, match="already exists"):
         _io.write_csv(path, A)
+
+
+def test_read_mask(tmp_path):
+    flags = np.array([[0, 4], [1, 0]], dtype=np.int16)  # e.g. DQ bits
+    np.save(tmp_path / "dq.npy", flags)
+    np.testing.assert_array_equal(_io.read_mask(tmp_path / "dq.npy"),
+                                  [[False, True], [True, False]])
+    np.save(tmp_path / "b.npy", np.array([True, False]))
+    np.testing.assert_array_equal(_io.read_mask(tmp_path / "b.npy"), [True, False])
+    np.save(tmp_path / "n.npy", np.array([np.nan, 1.0]))
+    with pytest.raises(ValueError, match=r"n\.npy: a mask holds booleans or "
+                                         "integer flags, not NaN"):
+        _io.read_mask(tmp_path / "n.npy")
+    np.save(tmp_path / "s.npy", np.array(["x"]))
+    with pytest.raises(ValueError, match=r"s\.npy: a mask holds booleans"):
+        _io.read_mask(tmp_path / "s.npy")
+
+
+def test_read_estimate_of_a_sources_file(tmp_path):
+    pytest.importorskip("astropy")
+    from sgmca_fast import cube
+
+    rng = np.random.default_rng(1)
+    A, S = rng.random((9, 2)), rng.random((2, 5, 6))
+    S[:, 0, 0] = np.nan  # a pixel left out of the fit
+    axis = cube.SpectralAxis.from_values(np.linspace(1, 2, 9), "keV", "ENER")
+    data = cube.Cube.from_array(np.ones((9, 5, 6)), spectral_axis=axis)
+    path = cube.write_fits_sources(tmp_path / "s.fits", S, data, spectra=A)
+    est = _io.read_estimate(path)
+    np.testing.assert_array_equal(est["A"], A)
+    np.testing.assert_array_equal(est["S"], S)
