@@ -2,34 +2,40 @@
 
 Inputs: ``.npy``, ``.npz`` (one array, or the one named by ``key``), FITS (needs
 astropy, the ``fits`` extra) and, for spectra, ``.csv``. Every read checks that the
-file exists, is readable, holds real numbers without NaN or inf and has the expected
-number of dimensions; a failure raises :class:`~sgmca_fast._validation.InputError`
+file exists, is readable, holds real numbers and has the expected number of
+dimensions; inf is always an error, NaN too except in a cube (:func:`read_cube`),
+where it marks a missing voxel. A mask (:func:`read_mask`) holds booleans or
+integer flags. A failure raises :class:`~sgmca_fast._validation.InputError`
 (:class:`MissingFileError`, also a ``FileNotFoundError``, for a missing file) whose
 message starts with the file name. ``np.load`` is always called with
 ``allow_pickle=False``.
 
-Outputs are written to a temporary name in the target folder,
-``.NAME.tmp-PID-XXXXXXXX`` (plus NAME's suffix), and renamed with :func:`os.replace`,
-so an interrupted run leaves no half-written file: the temporary file is removed on
-any exception, an interrupt included, and one left by a killed process (whose PID is
-no longer running) is removed at the next write of the same output. An existing
-output is refused unless ``force=True``; :func:`check_writable` and
-:func:`check_folder` find unwritable outputs before any work.
+Outputs are written atomically (through a temporary name, renamed at the end) and
+an existing output is refused unless ``force=True``; :func:`check_writable` and
+:func:`check_folder` find unwritable outputs before any work. That machinery lives
+in ``_atomic`` and is re-exported here.
 """
 
 from __future__ import annotations
 
 import csv
 import io
-import os
-import re
-import secrets
 import zipfile
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
 
+from ._atomic import (
+    FITS_SUFFIXES,
+    MissingFileError,
+    astropy_fits,
+    atomic_write,
+    check_folder,
+    check_writable,
+    is_fits,
+    remove_stale_temporaries,
+)
 from ._validation import InputError, InputTypeError
 
 __all__ = [
@@ -38,9 +44,11 @@ __all__ = [
     "atomic_write",
     "check_folder",
     "check_writable",
+    "is_fits",
     "read_array",
     "read_cube",
     "read_estimate",
+    "read_mask",
     "read_spectra",
     "remove_stale_temporaries",
     "write_csv",
@@ -49,20 +57,7 @@ __all__ = [
     "write_npz",
 ]
 
-FITS_SUFFIXES = (".fits", ".fit", ".fts", ".fits.gz")
-"""File name endings read and written as FITS."""
-
 _NUMPY_ERRORS = (OSError, EOFError, ValueError, zipfile.BadZipFile)
-
-
-class MissingFileError(InputError, FileNotFoundError):
-    """An input file does not exist (an :class:`InputError` and a FileNotFoundError)."""
-
-
-def is_fits(path) -> bool:
-    """Return True when the file name ends like a FITS file (case-insensitive)."""
-    name = os.fspath(path).lower()
-    return name.endswith(FITS_SUFFIXES)
 
 
 def _kind(path: Path) -> str:
@@ -85,17 +80,6 @@ def _need_file(path) -> Path:
     if not path.is_file():
         raise InputError(f"{path}: not a regular file")
     return path
-
-
-def _astropy_fits(path: Path):
-    try:
-        from astropy.io import fits
-    except ImportError:
-        raise InputError(
-            f"{path}: reading or writing FITS needs astropy: "
-            "pip install 'sgmca-fast[fits]'"
-        ) from None
-    return fits
 
 
 def _read_npy(path: Path) -> np.ndarray:
@@ -130,7 +114,7 @@ def _read_npz(path: Path, key: str | None) -> np.ndarray:
 
 
 def _read_fits(path: Path, key: str | None) -> np.ndarray:
-    fits = _astropy_fits(path)
+    fits = astropy_fits(path)
     try:
         with fits.open(path, memmap=False) as hdul:
             if key is not None:
@@ -183,29 +167,8 @@ def _read_csv(path: Path) -> np.ndarray:
     return np.array(rows, dtype=np.float64)
 
 
-def read_array(path, key: str | None = None) -> np.ndarray:
-    """Read one real array from .npy, .npz, .csv or FITS, as float64.
-
-    Parameters
-    ----------
-    path : str or os.PathLike
-        The file; its type follows the extension.
-    key : str, optional
-        The array of an .npz with several arrays, or the HDU (name or index) of a
-        FITS file (default: the first HDU with data).
-
-    Returns
-    -------
-    array : ndarray of float64
-
-    Raises
-    ------
-    MissingFileError
-        The file does not exist.
-    InputError
-        Unreadable, unknown type, non-numeric (complex, strings, objects), or NaN
-        or inf values; the message names the file.
-    """
+def _read_raw(path, key: str | None) -> np.ndarray:
+    """Read one array as stored (any dtype) from .npy, .npz, .csv or FITS."""
     path = _need_file(path)
     kind = _kind(path)
     if kind == "npy":
@@ -219,19 +182,86 @@ def read_array(path, key: str | None = None) -> np.ndarray:
     else:
         value = _read_csv(path)
     value = np.asarray(value)
+    if value.size == 0:
+        raise InputError(f"{path}: the array is empty (shape {value.shape})")
+    return value
+
+
+def read_array(path, key: str | None = None, *, allow_nan: bool = False
+               ) -> np.ndarray:
+    """Read one real array from .npy, .npz, .csv or FITS, as float64.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The file; its type follows the extension.
+    key : str, optional
+        The array of an .npz with several arrays, or the HDU (name or index) of a
+        FITS file (default: the first HDU with data).
+    allow_nan : bool, optional
+        Accept NaN values (missing data); inf is refused anyway.
+
+    Returns
+    -------
+    array : ndarray of float64
+
+    Raises
+    ------
+    MissingFileError
+        The file does not exist.
+    InputError
+        Unreadable, unknown type, non-numeric (complex, strings, objects), inf,
+        or NaN values (without ``allow_nan``); the message names the file.
+    """
+    value = _read_raw(path, key)
     if value.dtype.kind not in "iuf":
         raise InputError(f"{path}: holds {value.dtype} values, not real numbers")
     value = value.astype(np.float64, copy=False)
-    if value.size == 0:
-        raise InputError(f"{path}: the array is empty (shape {value.shape})")
-    if not np.all(np.isfinite(value)):
+    if allow_nan:
+        bad = int(np.count_nonzero(np.isinf(value)))
+        if bad:
+            raise InputError(f"{path}: contains {bad} infinite value(s); inf is an "
+                             "error (NaN marks a missing value)")
+    elif not np.all(np.isfinite(value)):
         bad = int(np.count_nonzero(~np.isfinite(value)))
         raise InputError(f"{path}: contains {bad} NaN or inf value(s)")
     return value
 
 
+def read_mask(path, key: str | None = None) -> np.ndarray:
+    """Read a mask of missing values: booleans or flags, nonzero = missing.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        .npy, .npz, .csv or FITS file (e.g. a data-quality extension).
+    key : str, optional
+        Array of an .npz or HDU of a FITS file.
+
+    Returns
+    -------
+    mask : ndarray of bool
+        True where the value is missing.
+
+    Raises
+    ------
+    InputError
+        Unreadable, or values that are not booleans, integers or finite numbers.
+    """
+    value = _read_raw(path, key)
+    if value.dtype.kind not in "biuf":
+        raise InputError(f"{path}: a mask holds booleans or integer flags, not "
+                         f"{value.dtype} values")
+    if value.dtype.kind == "f" and not np.all(np.isfinite(value)):
+        raise InputError(f"{path}: a mask holds booleans or integer flags, not "
+                         "NaN or inf")
+    return value != 0
+
+
 def read_cube(path, key: str | None = None, channel_axis: int = 0) -> np.ndarray:
     """Read a data cube, channels first: (J, H, W), or (J, P) for a matrix.
+
+    NaN values are kept: they mark missing voxels. Infinite values are an error.
 
     Parameters
     ----------
@@ -248,7 +278,7 @@ def read_cube(path, key: str | None = None, channel_axis: int = 0) -> np.ndarray
     -------
     X : (J, H, W) or (J, P) ndarray of float64
     """
-    cube = read_array(path, key)
+    cube = read_array(path, key, allow_nan=True)
     if cube.ndim not in (2, 3):
         raise InputError(
             f"{path}: a cube must have 2 or 3 dimensions (channels, then pixels), "
@@ -295,25 +325,31 @@ def read_estimate(path) -> dict[str, np.ndarray]:
     path : str or os.PathLike
         .npz with arrays ``A`` (J, I) and ``S`` (I, H, W) or (I, P), and
         optionally ``N`` (the noise, J channels); or a FITS file with HDUs named
-        ``A``, ``S`` (and ``N``).
+        ``A``, ``S`` (and ``N``), or one written by
+        :func:`sgmca_fast.cube.write_fits_sources` (maps in the primary HDU,
+        spectra in the SPECTRA table).
 
     Returns
     -------
     arrays : dict
-        ``"A"``, ``"S"`` and, when present, ``"N"``, all float64.
+        ``"A"``, ``"S"`` and, when present, ``"N"``, all float64; S may hold NaN
+        (pixels left out of a separation).
     """
     path = _need_file(path)
     keys = ["A", "S"]
     present = member_names(path)
     missing = [k for k in keys if k not in present]
-    if missing:
+    if missing and _kind(path) == "fits" and "SPECTRA" in present:
+        out = _read_sources_fits(path)
+    elif missing:
         raise InputError(
             f"{path}: missing array(s) {missing}; found {sorted(present)} (an "
             "estimate or truth file holds A (J, I) and S (I, H, W))"
         )
-    if "N" in present:
-        keys.append("N")
-    out = {k: read_array(path, k) for k in keys}
+    else:
+        if "N" in present:
+            keys.append("N")
+        out = {k: read_array(path, k, allow_nan=k == "S") for k in keys}
     A, S = out["A"], out["S"]
     if A.ndim != 2:
         raise InputError(f"{path}: A must be 2-D (J, I), got shape {A.shape}")
@@ -323,6 +359,31 @@ def read_estimate(path) -> dict[str, np.ndarray]:
             f"columns of A), got shape {S.shape}"
         )
     return out
+
+
+def _read_sources_fits(path: Path) -> dict[str, np.ndarray]:
+    """Read A and S from a file of :func:`sgmca_fast.cube.write_fits_sources`.
+
+    The maps are the primary HDU; the spectra are the columns of the SPECTRA
+    table after the first (the spectral coordinate).
+    """
+    fits = astropy_fits(path)
+    try:
+        with fits.open(path, memmap=False) as hdul:
+            S = hdul[0].data
+            table = hdul["SPECTRA"]
+            if S is None or not isinstance(table, fits.BinTableHDU):
+                raise InputError(f"{path}: expected source maps in the primary HDU "
+                                 "and a SPECTRA table")
+            columns = table.columns.names[1:]
+            A = np.stack([np.asarray(table.data[c], dtype=np.float64)
+                          for c in columns], axis=1)
+            S = np.array(S, dtype=np.float64)
+    except (OSError, TypeError, KeyError, ValueError) as exc:
+        if isinstance(exc, InputError):
+            raise
+        raise InputError(f"{path}: not a readable sources file ({exc})") from None
+    return {"A": A, "S": S}
 
 
 def member_names(path: Path) -> set[str]:
@@ -335,208 +396,13 @@ def member_names(path: Path) -> set[str]:
         except (*_NUMPY_ERRORS, AttributeError, TypeError) as exc:
             raise InputError(f"{path}: not a readable .npz archive ({exc})") from None
     if kind == "fits":
-        fits = _astropy_fits(path)
+        fits = astropy_fits(path)
         try:
             with fits.open(path, memmap=False) as hdul:
                 return {h.name.upper() for h in hdul if h.name}
         except (OSError, TypeError) as exc:
             raise InputError(f"{path}: not a readable FITS file ({exc})") from None
     raise InputError(f"{path}: an estimate must be an .npz or FITS file")
-
-
-# ----------------------------------------------------------------------- writing
-
-
-def check_writable(paths: Sequence, force: bool = False, *,
-                   in_new_folder: bool = False) -> None:
-    """Refuse outputs that exist (unless ``force``) or that could not be written.
-
-    Called before any long computation so that a run fails at once: each output
-    must not exist (unless ``force``) nor be a folder, its folder must exist and
-    accept a new file (tried by creating and removing one), and a FITS output
-    needs astropy.
-
-    Parameters
-    ----------
-    paths : sequence of str or os.PathLike
-    force : bool, optional
-        Allow overwriting existing files.
-    in_new_folder : bool, optional
-        Folders that do not exist yet are accepted (the caller makes them, after
-        checking them with :func:`check_folder`).
-
-    Raises
-    ------
-    InputError
-        The message names the output and the problem.
-    """
-    folders = []
-    for p in paths:
-        p = Path(p)
-        if p.exists() and not force:
-            raise InputError(f"{p}: already exists; use --force to overwrite it")
-        if p.is_dir():
-            raise InputError(f"{p}: is a folder, not a file")
-        if is_fits(p):
-            _astropy_fits(p)
-        parent = p.parent if str(p.parent) else Path(".")
-        if not parent.is_dir():
-            if in_new_folder and not parent.exists():
-                continue
-            raise MissingFileError(f"{parent}: output folder does not exist")
-        if parent not in folders:
-            folders.append(parent)
-    for folder in folders:
-        _try_writing(folder)
-
-
-def check_folder(folder) -> None:
-    """Check that an output folder exists and takes files, or can be made.
-
-    Parameters
-    ----------
-    folder : str or os.PathLike
-        The folder; when missing, its nearest existing ancestor must be a
-        folder that takes new entries. Nothing is left behind.
-
-    Raises
-    ------
-    InputError
-    """
-    folder = Path(folder)
-    if folder.exists() and not folder.is_dir():
-        raise InputError(f"{folder}: exists and is not a folder")
-    existing = next(p for p in (folder, *folder.parents) if p.exists() or p == Path())
-    if not existing.is_dir():
-        raise InputError(f"{existing}: is not a folder, so {folder} cannot be made")
-    _try_writing(existing)
-
-
-def _try_writing(folder: Path) -> None:
-    """Create and remove a temporary file in ``folder``, or raise InputError.
-
-    Permission bits, read-only file systems and special folders all show this
-    way, for any user (root included, whom ``os.access`` answers yes).
-    """
-    probe = _temp_name(folder / ".sgmca-fast-write-check")
-    try:
-        try:
-            os.close(os.open(probe, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
-        finally:  # also when interrupted just after the creation
-            _remove(probe)
-    except OSError as exc:
-        raise InputError(
-            f"{folder}: cannot write files in this folder ({exc.strerror or exc})"
-        ) from None
-
-
-def _remove(path: Path) -> None:
-    try:
-        os.unlink(path)
-    except OSError:  # never made, or already gone
-        pass
-
-
-def _temp_suffix(path: Path) -> str:
-    # writers such as astropy pick compression from the name: keep its ending
-    return "".join(path.suffixes[-2:]) if is_fits(path) else path.suffix
-
-
-def _temp_name(path: Path) -> Path:
-    """``.NAME.tmp-PID-XXXXXXXX`` + NAME's suffix, in the folder of ``path``."""
-    token = secrets.token_hex(4)
-    return path.with_name(
-        f".{path.name}.tmp-{os.getpid()}-{token}{_temp_suffix(path)}"
-    )
-
-
-def _pid_running(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except (PermissionError, OverflowError):  # another user's process
-        return True
-    return True
-
-
-def remove_stale_temporaries(path) -> list[Path]:
-    """Remove the temporary files of ``path`` left by processes no longer running.
-
-    Parameters
-    ----------
-    path : str or os.PathLike
-        An output file.
-
-    Returns
-    -------
-    removed : list of pathlib.Path
-    """
-    path = Path(path)
-    folder = path.parent if str(path.parent) else Path(".")
-    if os.name != "posix" or not folder.is_dir():
-        return []  # os.kill(pid, 0) tests a PID only on POSIX
-    pattern = re.compile(
-        re.escape(f".{path.name}.tmp-") + r"(\d+)-[0-9a-f]{8}"
-        + re.escape(_temp_suffix(path)) + r"\Z"
-    )
-    removed = []
-    for entry in os.scandir(folder):
-        match = pattern.match(entry.name)
-        if match and int(match[1]) != os.getpid() and not _pid_running(int(match[1])):
-            try:
-                os.unlink(entry.path)
-            except FileNotFoundError:
-                continue
-            removed.append(Path(entry.path))
-    return removed
-
-
-def atomic_write(path, write: Callable[[str], None], force: bool = False) -> Path:
-    """Write a file through a temporary name in the same folder, then rename it.
-
-    The temporary file is created inside the ``try`` whose handler removes it, so
-    that an interrupt (SIGINT, or SIGTERM turned into an exception by the command
-    line) at any moment leaves nothing behind; temporary files of the same output
-    left by killed processes are removed first.
-
-    Parameters
-    ----------
-    path : str or os.PathLike
-        Final name.
-    write : callable
-        ``write(tmp_path)`` writes the whole file at ``tmp_path``.
-    force : bool, optional
-        Replace an existing file.
-
-    Returns
-    -------
-    path : pathlib.Path
-
-    Raises
-    ------
-    InputError
-        The output exists (without ``force``) or cannot be written; the message
-        names it.
-    """
-    path = Path(path)
-    check_writable([path], force)
-    remove_stale_temporaries(path)
-    tmp = _temp_name(path)
-    try:
-        # the name is known before the file exists, so the handler below can
-        # remove it whenever the interrupt comes; umask gives the usual mode
-        os.close(os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))
-        write(os.fspath(tmp))
-        os.replace(tmp, path)
-    except BaseException as exc:
-        _remove(tmp)
-        if isinstance(exc, OSError) and not isinstance(exc, InputError):
-            raise InputError(
-                f"{path}: cannot be written ({exc.strerror or exc})"
-            ) from exc
-        raise
-    return path
 
 
 def _check_arrays(arrays: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -621,7 +487,7 @@ def write_fits(path, arrays: Mapping[str, np.ndarray], force: bool = False) -> P
     -------
     path : pathlib.Path
     """
-    fits = _astropy_fits(Path(path))
+    fits = astropy_fits(Path(path))
     arrays = _check_arrays(arrays)
     hdus = []
     for i, (name, value) in enumerate(arrays.items()):

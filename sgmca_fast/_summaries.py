@@ -59,6 +59,31 @@ def json_text(summary: dict) -> str:
     return json.dumps(jsonable(summary), indent=2)
 
 
+def _missing_dict(info) -> dict | None:
+    if info is None:
+        return None
+    return {"n_missing": info.n_missing,
+            "n_voxels": info.n_channels * info.n_pixels,
+            "dead_channels": list(info.dead_channels),
+            "n_empty_pixels": info.n_empty_pixels,
+            "n_scattered": info.n_scattered, "text": str(info)}
+
+
+def _estimate_dict(estimate) -> dict | None:
+    if estimate is None:
+        return None
+    return {"n_sources": estimate.n_sources, "method": estimate.method,
+            "threshold": estimate.threshold, "evidence": estimate.evidence,
+            "eigenvalues": np.asarray(estimate.eigenvalues)[:20]}
+
+
+def _axis_dict(axis) -> dict | None:
+    if axis is None:
+        return None
+    return {"quantity": axis.quantity, "unit": axis.unit, "ctype": axis.ctype,
+            "first": axis.values[0], "last": axis.values[-1]}
+
+
 @dataclass(frozen=True)
 class DemoSummary:
     """What :func:`demo` computed and wrote.
@@ -134,9 +159,24 @@ class SeparationSummary:
     outputs : dict of str to pathlib.Path
         Every file written.
     metrics : dict or None
-        :func:`sgmca_fast.metrics.evaluate` against ``truth``, when given.
+        :func:`sgmca_fast.metrics.evaluate` against ``truth``, when given (on
+        the pixels the estimate covers).
     result : sgmca_fast.Separation
         The separation itself (A, S, history).
+    missing : sgmca_fast.cube.MissingSummary or None
+        The voxels treated as missing (NaN, mask, unknown variance).
+    noise : str
+        Where the noise level came from (given, a variance, or estimated).
+    noise_std : (J,) ndarray or None
+        The per-channel noise std the solver used, when it reports it.
+    n_sources_estimate : sgmca_fast.noise.NSourcesEstimate or None
+        With ``-n auto``: the estimate and its evidence.
+    fixed : list of dict
+        Per fixed spectrum: ``source`` (index), ``name``, ``file``.
+    spectral_axis : sgmca_fast.cube.SpectralAxis or None
+        The cube's spectral coordinate.
+    notes : list of str
+        What the reader assumed or left out.
     """
 
     cube: str
@@ -152,6 +192,13 @@ class SeparationSummary:
     outputs: dict
     metrics: dict | None
     result: object = field(repr=False)
+    missing: object = None
+    noise: str = ""
+    noise_std: object = field(default=None, repr=False)
+    n_sources_estimate: object = None
+    fixed: list = field(default_factory=list)
+    spectral_axis: object = None
+    notes: list = field(default_factory=list)
 
     def to_dict(self) -> dict:
         """Return the JSON summary (``--json``): everything but ``result``."""
@@ -163,7 +210,17 @@ class SeparationSummary:
             "n_iter": self.n_iter, "seconds": self.seconds,
             "reseeded": self.reseeded,
             "outputs": {k: str(v) for k, v in self.outputs.items()},
+            "missing": _missing_dict(self.missing),
+            "noise": self.noise,
+            "n_sources_estimate": _estimate_dict(self.n_sources_estimate),
+            "fixed": self.fixed,
+            "spectral_axis": _axis_dict(self.spectral_axis),
+            "notes": self.notes,
         }
+        if self.noise_std is not None:
+            std = np.asarray(self.noise_std, dtype=np.float64)
+            summary["noise_std_range"] = [float(np.nanmin(std)),
+                                          float(np.nanmax(std))]
         if self.metrics is not None:
             summary["metrics"] = self.metrics
         return summary

@@ -130,11 +130,15 @@ def _cmd_separate(args) -> int:
     run = workflows.separate_file(
         args.cube, args.output, n_sources=args.n_sources, models=args.model,
         key=args.key, channel_axis=args.channel_axis, noise_std=args.noise_std,
+        mask=args.mask, variance=args.variance, fixed=args.fixed,
         nscales=args.nscales, max_iter=args.max_iter, gmca_only=args.gmca_only,
         truth=args.truth, fits=args.fits, figures=not args.no_figures,
         seed=args.seed, summary_file=args.json, force=args.force,
-        progress=_progress(args),
+        progress=_progress(args), log=_logger(args),
     )
+    if run.n_sources_estimate is not None:
+        _say(args, f"-n auto: {run.n_sources_estimate.n_sources} sources "
+                   f"({run.n_sources_estimate.evidence})")
     if args.json:
         print(run.to_json())
         return 0
@@ -143,9 +147,11 @@ def _cmd_separate(args) -> int:
     print(f"{run.method}: {run.n_sources} sources from {run.cube} {run.shape}, "
           f"{run.n_iter['blind']} blind + {run.n_iter['semiblind']} "
           f"semi-blind iterations, {run.seconds['total']:.1f} s")
+    fixed = {f["source"] for f in run.fixed}
     for i, (m, f) in enumerate(zip(run.mapping, run.model_fit, strict=True)):
         fit = "" if f is None else f", model fit {f:.3f}"
-        print(f"  source {i}: {m or 'blind'}{fit}")
+        what = f"{m} (fixed)" if i in fixed else m or "blind"
+        print(f"  source {i}: {what}{fit}")
     if run.metrics is not None:
         print(_metrics_table({run.method: run.metrics}))
     print(f"wrote {', '.join(str(p) for p in run.outputs.values())}")
@@ -256,6 +262,12 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _n_sources(text: str):
+    if text.strip().lower() == "auto":
+        return "auto"
+    return _positive_int(text)
+
+
 def _positive_float(text: str) -> float:
     try:
         value = float(text)
@@ -340,6 +352,10 @@ def build_parser() -> argparse.ArgumentParser:
         "separate", help="separate a cube into sources and spectra",
         description="Separate a cube X (J, H, W) = A S + N. Without --model this is "
         "GMCA; each --model constrains COUNT spectra to a learned model (sGMCA). "
+        "NaN voxels (and --mask) are missing data. A FITS CUBE brings its "
+        "variance or error extension, DQ mask, spectral axis and sky WCS, which "
+        "the outputs keep (FITS maps with the WCS, A.csv with the spectral "
+        "coordinate, figures in physical units). "
         "OUT ending in .npz or .fits names the estimate file (side files "
         "OUT_A.csv, OUT_spectra.png, ... next to it); any other OUT is a folder "
         "receiving estimate.npz (A, S, mapping, model_fit), A.csv, spectra.png, "
@@ -347,8 +363,9 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("cube", metavar="CUBE", help="data cube: .npy, .npz or FITS")
-    p.add_argument("-n", "--n-sources", type=int, required=True, metavar="N",
-                   help="number of sources")
+    p.add_argument("-n", "--n-sources", type=_n_sources, required=True,
+                   metavar="N", help="number of sources, or 'auto' to estimate it "
+                   "from the noise-whitened data (the evidence is reported)")
     p.add_argument("--model", action="append", default=[], metavar="SPEC",
                    help=_MODEL_HELP)
     p.add_argument("-o", "--output", required=True, metavar="OUT",
@@ -357,7 +374,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--channel-axis", type=int, default=0, metavar="AXIS",
                    help="axis of the channels in CUBE (default 0)")
     p.add_argument("--noise-std", type=_positive_float, default=None, metavar="X",
-                   help="noise standard deviation (default: estimated by the MAD)")
+                   help="noise standard deviation (default: the cube's variance, "
+                   "else estimated per channel from the data)")
+    p.add_argument("--mask", metavar="FILE",
+                   help="missing voxels: a bool or integer array of the cube's "
+                   "shape, nonzero = missing (.npy, .npz or FITS); NaN voxels are "
+                   "missing anyway")
+    p.add_argument("--variance", metavar="FILE_OR_EXT",
+                   help="noise variance, one value per channel (J,) or per voxel: "
+                   "a file, or an extension of a FITS CUBE; 'none' ignores the "
+                   "cube's own (default: a FITS CUBE's VARIANCE, VAR, STAT, ERR or "
+                   "ERROR extension)")
+    p.add_argument("--fixed", action="append", default=[], metavar="NAME=FILE.csv",
+                   help="a spectrum held fixed (a CSV like A.csv: an optional "
+                   "coordinate column, then the spectrum, or a column named NAME); "
+                   "NAME labels the source; repeatable")
     p.add_argument("--nscales", type=_positive_int, default=2,
                    help="starlet detail scales (default 2)")
     p.add_argument("--max-iter", type=int, default=50, metavar="N",

@@ -105,12 +105,31 @@ def _names(names, n):
     return names
 
 
+def _abscissa(n_ch, energy, spectral_axis):
+    """Return the spectra's x values (J,) and axis label."""
+    if energy is not None and spectral_axis is not None:
+        raise InputError("give energy or spectral_axis, not both")
+    if spectral_axis is not None:
+        x, label = np.asarray(spectral_axis.values), spectral_axis.label
+        if x.shape != (n_ch,):
+            raise InputError(f"the spectral axis has {x.size} values for {n_ch} "
+                             "channels")
+        return x, label
+    if energy is None:
+        return np.arange(n_ch), "Channel"
+    x = np.asarray(energy, dtype=np.float64)
+    if x.shape != (n_ch,):
+        raise InputError(f"energy must have shape ({n_ch},), got {x.shape}")
+    return x, "Energy (keV)"
+
+
 def plot_spectra(
     A,
     A0=None,
     *,
     names: Sequence[str] | None = None,
     energy=None,
+    spectral_axis=None,
     path=None,
     force: bool = False,
     title: str | None = None,
@@ -128,7 +147,11 @@ def plot_spectra(
     names : sequence of I str, optional
         Source names (column titles).
     energy : (J,) array_like, optional
-        Channel energies in keV for the abscissa (default: channel numbers).
+        Channel energies in keV for the abscissa.
+    spectral_axis : sgmca_fast.cube.SpectralAxis, optional
+        The channels' physical coordinate (e.g. a FITS cube's
+        ``cube.spectral_axis``): the abscissa in its unit, labelled e.g.
+        "Wavelength (Angstrom)". Without it nor ``energy``: channel numbers.
     path : str or os.PathLike, optional
         Save the figure there as PNG.
     force : bool, optional
@@ -145,12 +168,7 @@ def plot_spectra(
     n_ch, n_src = first.shape
     names = _names(names, n_src)
     aligned = {k: align(v, None, A0)[0] for k, v in estimates.items()}
-    if energy is None:
-        x, xlabel = np.arange(n_ch), "channel"
-    else:
-        x, xlabel = np.asarray(energy, dtype=np.float64), "energy (keV)"
-        if x.shape != (n_ch,):
-            raise InputError(f"energy must have shape ({n_ch},), got {x.shape}")
+    x, xlabel = _abscissa(n_ch, energy, spectral_axis)
     truth = None if A0 is None else np.asarray(A0, dtype=np.float64)
     rows = 2 if truth is not None else 1
     fig = _figure(3.0 * n_src + 0.6, 2.6 * rows + 0.6)
@@ -221,7 +239,8 @@ def plot_spectra(
 
 
 def _log_image_range(images):
-    top = max(float(np.max(im)) for im in images)
+    # NaN pixels (left out of a separation) are drawn blank, not counted
+    top = max(float(np.nanmax(im, initial=-np.inf)) for im in images)
     top = top if top > 0 else 1.0
     return top * _LOG_RANGE, top
 
@@ -233,6 +252,7 @@ def plot_sources(
     A=None,
     A0=None,
     names: Sequence[str] | None = None,
+    wcs=None,
     path=None,
     force: bool = False,
     title: str | None = None,
@@ -257,6 +277,11 @@ def plot_sources(
         be in the order and scale of S0.
     names : sequence of I str, optional
         Source names.
+    wcs : astropy.wcs.WCS, optional
+        Celestial WCS of the images (e.g. a FITS cube's ``cube.celestial``):
+        the maps are drawn on sky axes (astropy's WCSAxes), labelled in the
+        left column and the bottom row. Without it, or without astropy, plain
+        images without ticks.
     path : str or os.PathLike, optional
         Save the figure there as PNG.
     force : bool, optional
@@ -284,12 +309,12 @@ def plot_sources(
     if truth is not None:
         rows = [("truth", truth), ("estimate", S), ("|error|", np.abs(S - truth))]
     fig = _figure(2.6 * n_src + 1.0, 2.5 * len(rows) + 0.4)
-    axes = np.asarray(fig.subplots(len(rows), n_src, squeeze=False))
+    axes, sky = _image_axes(fig, len(rows), n_src, wcs, S.shape[1:])
     vmin, vmax = _log_image_range([r for label, r in rows if label != "|error|"])
     norms = {"truth": LogNorm(vmin, vmax), "estimate": LogNorm(vmin, vmax)}
     if truth is not None:
         err = rows[2][1]
-        top = max(float(np.max(err)), vmin)
+        top = max(float(np.nanmax(err, initial=-np.inf)), vmin)
         # errors on the same decades as the signal when they are comparable
         norms["|error|"] = LogNorm(min(vmin, top * _LOG_RANGE), top)
     for r, (label, images) in enumerate(rows):
@@ -300,16 +325,59 @@ def plot_sources(
                 np.clip(images[i], norm.vmin, None), norm=norm, cmap="inferno",
                 origin="lower", interpolation="nearest",
             )
-            ax.set_xticks([])
-            ax.set_yticks([])
+            if sky:
+                _sky_labels(ax, r == len(rows) - 1, i == 0)
+            else:
+                ax.set_xticks([])
+                ax.set_yticks([])
             if r == 0:
                 ax.set_title(names[i])
-            if i == 0:
+            if i == 0 and not sky:
                 ax.set_ylabel(label)
+            elif i == 0:
+                ax.text(-0.55, 0.5, label, transform=ax.transAxes, rotation=90,
+                        ha="center", va="center")
         fig.colorbar(im, ax=list(axes[r]), shrink=0.9, pad=0.01)
     if title:
         fig.suptitle(title)
     return _save(fig, path, force)
+
+
+def _image_axes(fig, n_rows, n_cols, wcs, shape):
+    """Axes for the maps: on the sky WCS when given and astropy has WCSAxes."""
+    if wcs is not None:
+        if getattr(wcs, "naxis", None) != 2:
+            raise InputError("wcs must be a celestial (2-axis) astropy WCS, got "
+                             f"{type(wcs).__name__}")
+        try:
+            from astropy.visualization.wcsaxes import WCSAxes  # noqa: F401
+        except ImportError:
+            wcs = None
+    if wcs is None:
+        return np.asarray(fig.subplots(n_rows, n_cols, squeeze=False)), False
+    axes = np.empty((n_rows, n_cols), dtype=object)
+    for r in range(n_rows):
+        for i in range(n_cols):
+            axes[r, i] = fig.add_subplot(n_rows, n_cols, r * n_cols + i + 1,
+                                         projection=wcs)
+    return axes, True
+
+
+_SKY_NAMES = {"RA": "RA", "DEC": "Dec", "GLON": "Galactic longitude",
+              "GLAT": "Galactic latitude", "ELON": "Ecliptic longitude",
+              "ELAT": "Ecliptic latitude"}
+
+
+def _sky_labels(ax, bottom: bool, left: bool) -> None:
+    """Tick labels and names of the sky coordinates on the outer panels only."""
+    ctypes = ax.wcs.wcs.ctype
+    for k, shown in ((0, bottom), (1, left)):
+        coord = ax.coords[k]
+        stem = ctypes[k][:4].rstrip("-").upper()
+        coord.set_ticklabel_visible(shown)
+        coord.set_ticklabel(size="x-small")
+        coord.set_axislabel(_SKY_NAMES.get(stem, stem) if shown else "",
+                            size="small")
 
 
 def plot_history(history, *, path=None, force: bool = False, title: str | None = None):

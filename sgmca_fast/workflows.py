@@ -25,7 +25,7 @@ from __future__ import annotations
 import math
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
@@ -43,6 +43,9 @@ from ._summaries import (
     jsonable,
 )
 from ._validation import InputError, integer, real
+from ._workflow_common import Log, estimate_arrays, have_matplotlib, say, write_json
+from ._workflow_models import model_file
+from ._workflow_separate import separate_file
 
 __all__ = [
     "BinSummary",
@@ -62,113 +65,6 @@ __all__ = [
 
 DEMO_MIN_SIZE = 16
 """Smallest demo image side in pixels (what the source images need)."""
-
-Log = Callable[[str], None] | None
-
-
-def _say(log: Log, text: str) -> None:
-    if log is not None:
-        log(text)
-
-
-def _write_json(path: Path, text: str, force: bool) -> None:
-    _io.atomic_write(path, lambda tmp: Path(tmp).write_text(text + "\n"), force=force)
-
-
-def _have_matplotlib() -> bool:
-    try:
-        import matplotlib  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
-def _estimate_arrays(result) -> dict:
-    mapping = np.array([m or "" for m in result.mapping], dtype=str)
-    fit = np.array([np.nan if f is None else f for f in result.model_fit])
-    return {"A": result.A, "S": result.S, "mapping": mapping, "model_fit": fit}
-
-
-def _column_names(result) -> list[str]:
-    return [
-        f"source_{i}" + (f" ({m})" if m else "") for i, m in enumerate(result.mapping)
-    ]
-
-
-# -------------------------------------------------------------------------- models
-
-
-def _parse_model_spec(spec: str):
-    """Split ``NAME=PATH[:COUNT]`` / ``PATH[:COUNT]`` / ``BUILTIN[:COUNT]``."""
-    from .data import BUILTIN_MODELS
-
-    text = spec.strip()
-    count = 1
-    head, sep, tail = text.rpartition(":")
-    if sep and tail.strip().lstrip("+-").isdigit():
-        text, count = head, int(tail)
-    elif sep and not tail.strip():
-        raise InputError(f"--model {spec!r}: empty COUNT after ':'")
-    elif sep and not ("/" in tail or "\\" in tail or "." in tail):
-        raise InputError(f"--model {spec!r}: COUNT {tail!r} is not an integer")
-    if count < 1:
-        raise InputError(f"--model {spec!r}: COUNT must be at least 1, got {count}")
-    name = None
-    if "=" in text:
-        name, text = (part.strip() for part in text.split("=", 1))
-        if not name:
-            raise InputError(f"--model {spec!r}: empty NAME before '='")
-    if not text:
-        raise InputError(f"--model {spec!r}: no model file or built-in name")
-    builtin = text in BUILTIN_MODELS and not Path(text).exists()
-    return name, text, builtin, count
-
-
-def _model_file(where: str, builtin: bool) -> Path:
-    """Return the file of a built-in model name or of a path; InputError if missing."""
-    from .data import BUILTIN_MODELS, model_path
-
-    if builtin:
-        return model_path(where)
-    path = Path(where)
-    if not path.is_file():
-        hint = "" if path.suffix else f" (built-in models: {', '.join(BUILTIN_MODELS)})"
-        raise _io.MissingFileError(f"{path}: model file not found{hint}")
-    return path
-
-
-def _load_models(specs: Sequence[str], n_channels: int, n_sources: int):
-    """Load model specs into ({model: count}, descriptions), checking what can be."""
-    from . import iae
-
-    parsed = [(spec, *_parse_model_spec(spec)) for spec in specs]
-    total = sum(p[-1] for p in parsed)
-    if total > n_sources:
-        raise InputError(
-            f"the --model counts add up to {total} sources but -n is {n_sources}"
-        )
-    models, described, names = {}, [], set()
-    for spec, name, where, builtin, count in parsed:
-        path = _model_file(where, builtin)
-        model = iae.load(path)
-        model.name = name or model.name or path.stem
-        if model.name in names:
-            raise InputError(
-                f"--model {spec!r}: two models are named {model.name!r}; give one "
-                "another NAME (NAME=PATH.onnx)"
-            )
-        names.add(model.name)
-        if model.n_channels != n_channels:
-            raise InputError(
-                f"{path}: model {model.name!r} has {model.n_channels} channels but "
-                f"the cube has {n_channels}"
-            )
-        models[model] = count
-        described.append(
-            {"name": model.name, "path": str(path), "count": count, "builtin": builtin}
-        )
-    return models, described
-
 
 # ---------------------------------------------------------------------------- demo
 
@@ -242,7 +138,7 @@ def demo(out="sgmca-demo", *, size: int = 128, snr_db: float = 40.0, seed: int =
     snr_db = real(snr_db, "snr_db")
     seed = integer(seed, "seed")
     out = Path(out)
-    figures = figures and _have_matplotlib()
+    figures = figures and have_matplotlib()
     files = _demo_files(out, figures)
     _io.check_folder(out)
     _io.check_writable(files.values(), force, in_new_folder=True)
@@ -251,7 +147,7 @@ def demo(out="sgmca-demo", *, size: int = 128, snr_db: float = 40.0, seed: int =
     mix = make_demo_mixture(size=size, snr_db=snr_db, random_state=seed)
     built = builtin_models()
     models = {built["sync"]: 1, built["thermal"]: 1, built["gauss"]: 2}
-    _say(log, f"demo mixture: {mix.X.shape[0]} channels, {size}x{size} pixels, 4 "
+    say(log, f"demo mixture: {mix.X.shape[0]} channels, {size}x{size} pixels, 4 "
               f"sources {mix.names}, SNR {snr_db:g} dB, seed {seed}")
     res_s = separate(mix.X, 4, models, noise_std=mix.noise_std, random_state=seed,
                      progress=progress)
@@ -266,8 +162,8 @@ def demo(out="sgmca-demo", *, size: int = 128, snr_db: float = 40.0, seed: int =
     _io.write_npz(files["truth"], {"A": mix.A0, "S": mix.S0, "N": mix.N,
                                    "names": np.array(mix.names, dtype=str)},
                   force=force)
-    _io.write_npz(files["sgmca"], _estimate_arrays(res_s), force=force)
-    _io.write_npz(files["gmca"], _estimate_arrays(res_g), force=force)
+    _io.write_npz(files["sgmca"], estimate_arrays(res_s), force=force)
+    _io.write_npz(files["gmca"], estimate_arrays(res_g), force=force)
     if figures:
         _demo_figures(files, mix, res_s, res_g, force)
     summary = DemoSummary(
@@ -277,194 +173,8 @@ def demo(out="sgmca-demo", *, size: int = 128, snr_db: float = 40.0, seed: int =
         seconds={"sGMCA": res_s.timings["total"], "GMCA": res_g.timings["total"]},
         total_seconds=math.nan, files=files, figures=figures,
     )
-    _write_json(files["metrics"], json_text(summary.to_dict()), force)
+    write_json(files["metrics"], json_text(summary.to_dict()), force)
     return replace(summary, total_seconds=time.perf_counter() - t0)
-
-
-# ------------------------------------------------------------------------ separate
-
-
-def _is_estimate_file(out: Path) -> bool:
-    return out.name.lower().endswith(".npz") or _io.is_fits(out)
-
-
-def _separate_files(out: Path, fits: bool, figures: bool, json_file: bool) -> dict:
-    if _is_estimate_file(out):
-        name = out.name
-        for suffix in (*_io.FITS_SUFFIXES, ".npz"):
-            if name.lower().endswith(suffix):
-                stem = name[: -len(suffix)]
-                break
-        base = out.parent
-        files = {"estimate": out, "csv": base / f"{stem}_A.csv"}
-        names = {k: base / f"{stem}_{k}.png" for k in ("spectra", "sources",
-                                                       "convergence")}
-        summary = base / f"{stem}.json"
-    else:
-        files = {"estimate": out / ("estimate.fits" if fits else "estimate.npz"),
-                 "csv": out / "A.csv"}
-        names = {k: out / f"{k}.png" for k in ("spectra", "sources", "convergence")}
-        summary = out / "summary.json"
-    if figures:
-        files.update(names)
-    if json_file:
-        files["summary"] = summary
-    return files
-
-
-def _read_truth(truth, X: np.ndarray, n: int) -> dict:
-    arrays = _io.read_estimate(truth)
-    if arrays["A"].shape != (X.shape[0], n) or arrays["S"].shape[1:] != X.shape[1:]:
-        raise InputError(
-            f"{truth}: truth A {arrays['A'].shape} and S {arrays['S'].shape} "
-            f"do not fit the cube {X.shape} with {n} sources"
-        )
-    return arrays
-
-
-def _figure_names(result, truth) -> list[str]:
-    """Column titles: with the truth, in its order, naming each estimate's model."""
-    if truth is None:
-        return _column_names(result)
-    from .metrics import match
-
-    perm = match(truth["A"], result.A)[2]
-    return [f"source {i}" + (f" ({result.mapping[p]})" if result.mapping[p] else "")
-            for i, p in enumerate(perm)]
-
-
-def _separation_figures(files, result, truth, title_name, force):
-    from . import plots
-
-    names = _figure_names(result, truth)
-    A0 = None if truth is None else truth["A"]
-    plots.plot_spectra(result.A, A0, names=names, path=files["spectra"],
-                       force=force, title=f"Spectra of {title_name}")
-    if result.S.ndim == 3:
-        plots.plot_sources(result.S, None if truth is None else truth["S"],
-                           A=result.A, A0=A0, names=names, path=files["sources"],
-                           force=force,
-                           title=f"Sources of {title_name} (log scale)")
-    else:
-        files.pop("sources")
-    plots.plot_history(result, path=files["convergence"], force=force,
-                       title="Convergence")
-
-
-def _plan_separation_outputs(out, fits, figures, summary_file, force) -> dict:
-    """Output names, checked (existing, writable, FITS support) before any work."""
-    out = Path(out)
-    files = _separate_files(out, fits or _io.is_fits(out), figures, summary_file)
-    folder = not _is_estimate_file(out)
-    if folder:
-        _io.check_folder(out)
-    _io.check_writable(files.values(), force, in_new_folder=folder)
-    return files
-
-
-def separate_file(cube, out, *, n_sources: int, models: Sequence[str] = (),
-                  key: str | None = None, channel_axis: int = 0,
-                  noise_std: float | None = None, nscales: int = 2,
-                  max_iter: int = 50, gmca_only: bool = False, truth=None,
-                  fits: bool = False, figures: bool = True, seed: int = 0,
-                  summary_file: bool = False, force: bool = False,
-                  progress: bool = False) -> SeparationSummary:
-    """Separate a cube file and write the estimate, ``A`` as CSV and figures.
-
-    Parameters
-    ----------
-    cube : str or os.PathLike
-        ``.npy``, ``.npz`` or FITS file holding X, (J, H, W) or (J, P).
-    out : str or os.PathLike
-        ``OUT.npz`` / ``OUT.fits``: the estimate, with ``OUT_A.csv``,
-        ``OUT_spectra.png``, ... beside it; anything else: a folder (made if
-        missing) receiving ``estimate.npz`` (or ``.fits``), ``A.csv``,
-        ``spectra.png``, ``sources.png``, ``convergence.png``.
-    n_sources : int
-        Number of sources.
-    models : sequence of str, optional
-        Model specs ``NAME=PATH.onnx[:COUNT]``, ``PATH.onnx[:COUNT]`` or a
-        built-in name ``gauss|sync|thermal[:COUNT]``; none is GMCA.
-    key : str, optional
-        Array of an .npz cube or HDU of a FITS cube.
-    channel_axis : int, optional
-        Axis of the channels in the file.
-    noise_std : float, optional
-        Noise standard deviation (default: estimated by the solver).
-    nscales : int, optional
-        Starlet detail scales.
-    max_iter : int, optional
-        Maximum semi-blind iterations (sGMCA).
-    gmca_only : bool, optional
-        Refuse ``models`` and run GMCA.
-    truth : str or os.PathLike, optional
-        ``.npz`` or FITS with the true A (J, I) and S (and optionally N): adds
-        metrics, dashed truth curves and error maps.
-    fits : bool, optional
-        Write the estimate of a folder ``out`` as FITS.
-    figures : bool, optional
-        Draw figures (skipped anyway without matplotlib).
-    seed : int, optional
-        Seed of the separation.
-    summary_file : bool, optional
-        Also write the JSON summary (``OUT.json`` or ``summary.json``).
-    force : bool, optional
-        Overwrite existing outputs.
-    progress : bool, optional
-        Show progress bars.
-
-    Returns
-    -------
-    SeparationSummary
-    """
-    from . import gmca, metrics, separate
-
-    n = integer(n_sources, "-n", minimum=1)
-    if gmca_only and models:
-        raise InputError("--gmca-only and --model cannot be used together")
-    figures = figures and _have_matplotlib()
-    files = _plan_separation_outputs(out, fits, figures, summary_file, force)
-
-    cube_path = Path(cube)
-    X = _io.read_cube(cube_path, key, channel_axis)
-    if X.shape[0] < n:
-        raise InputError(
-            f"{cube_path}: the cube has {X.shape[0]} channels, fewer than the {n} "
-            "sources asked (-n)"
-        )
-    loaded, described = _load_models(models, X.shape[0], n) if models else ({}, [])
-    arrays = None if truth is None else _read_truth(truth, X, n)
-
-    if not _is_estimate_file(Path(out)):
-        Path(out).mkdir(parents=True, exist_ok=True)
-    kwargs = {"noise_std": noise_std, "nscales": nscales, "random_state": seed,
-              "progress": progress}
-    if loaded:
-        result = separate(X, n, loaded, max_iter_semiblind=max_iter, **kwargs)
-    else:
-        result = gmca(X, n, **kwargs)
-
-    if _io.is_fits(files["estimate"]):
-        _io.write_fits(files["estimate"], {"A": result.A, "S": result.S}, force=force)
-    else:
-        _io.write_npz(files["estimate"], _estimate_arrays(result), force=force)
-    _io.write_csv(files["csv"], result.A, _column_names(result), force=force)
-    scores = None
-    if arrays is not None:
-        scores = metrics.evaluate(arrays["A"], arrays["S"], result.A, result.S,
-                                  noise=arrays.get("N"))
-    if figures:
-        _separation_figures(files, result, arrays, cube_path.name, force)
-    summary = SeparationSummary(
-        cube=os.fspath(cube), shape=X.shape, n_sources=n,
-        method="sGMCA" if loaded else "GMCA", models=described,
-        mapping=result.mapping, model_fit=result.model_fit, n_iter=result.n_iter,
-        seconds=result.timings, reseeded=result.history["reseeded"],
-        outputs=files, metrics=scores, result=result,
-    )
-    if summary_file:
-        _write_json(files["summary"], summary.to_json(), force)
-    return summary
 
 
 # --------------------------------------------------------------------------- train
@@ -584,7 +294,7 @@ def train_file(spectra, out, *, anchors=None, valid=None, key: str | None = None
         raise InputError(f"--anchors: need at least 2 anchor spectra, got "
                          f"{A.shape[0]}")
     name = name if name is not None else spectra_path.stem
-    _say(log, f"training {name!r}: {X.shape[0]} spectra, {X.shape[1]} channels, "
+    say(log, f"training {name!r}: {X.shape[0]} spectra, {X.shape[1]} channels, "
               f"{A.shape[0]} anchors, "
               f"{'no' if V is None else V.shape[0]} validation spectra")
     options = {k: v for k, v in (("max_epochs", max_epochs),
@@ -662,7 +372,7 @@ def model_info(model) -> ModelInfo:
 
     where = os.fspath(model)
     builtin = where in BUILTIN_MODELS and not Path(where).exists()
-    path = _model_file(where, builtin)
+    path = model_file(where, builtin)
     loaded = iae.load(path)
     fields = {
         "file": str(path),

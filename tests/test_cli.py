@@ -125,7 +125,8 @@ def test_separate_builtin_models_json(tmp_path, data):
         assert est["S"].shape == (4, SIZE, SIZE)
         A = est["A"]
     csv = np.loadtxt(out / "A.csv", delimiter=",", skiprows=1)
-    np.testing.assert_allclose(csv, A)
+    np.testing.assert_array_equal(csv[:, 0], np.arange(75))  # no spectral axis
+    np.testing.assert_allclose(csv[:, 1:], A)
     for name in ("spectra", "sources", "convergence"):
         assert (out / f"{name}.png").stat().st_size > 5000
 
@@ -209,9 +210,9 @@ def bad_files(tmp_path_factory):
     folder = tmp_path_factory.mktemp("bad")
     (folder / "garbage.npy").write_bytes(b"\x00not an array")
     np.save(folder / "text.npy", np.array([["a"] * 4] * 4))
-    nan = np.ones((8, 16, 16))
-    nan[3, 4, 5] = np.nan
-    np.save(folder / "nan.npy", nan)
+    inf = np.ones((8, 16, 16))
+    inf[3, 4, 5] = np.inf
+    np.save(folder / "inf.npy", inf)
     np.save(folder / "few.npy", np.random.default_rng(0).random((3, 16, 16)))
     np.save(folder / "j60.npy", np.random.default_rng(0).random((60, 16, 16)))
     np.save(folder / "flat.npy", np.ones(10))
@@ -224,7 +225,7 @@ def bad_files(tmp_path_factory):
         ("missing.npy", [], ["missing.npy", "no such file"]),
         ("garbage.npy", [], ["garbage.npy", "not a readable .npy file"]),
         ("text.npy", [], ["text.npy", "not real numbers"]),
-        ("nan.npy", [], ["nan.npy", "1 NaN or inf value"]),
+        ("inf.npy", [], ["inf.npy", "1 infinite value(s)", "NaN marks a missing"]),
         ("flat.npy", [], ["flat.npy", "2 or 3 dimensions"]),
         ("few.npy", [], ["few.npy", "3 channels, fewer than the 4 sources"]),
         ("j60.npy", ["--model", "gauss"], ["gauss.onnx", "75 channels", "has 60"]),
@@ -276,3 +277,117 @@ def test_evaluate_and_info_errors(tmp_path, call, data):
     assert_user_error(result, "bad.onnx", "not a readable ONNX file")
     result = call("info", tmp_path / "none.onnx")
     assert_user_error(result, "none.onnx", "not found")
+
+
+# ------------------------------------------------------------------- real cubes
+
+
+@pytest.fixture(scope="module")
+def fits_cube(tmp_path_factory):
+    """A complete example FITS cube (no NaN) with its VARIANCE extension."""
+    pytest.importorskip("astropy")
+    folder = tmp_path_factory.mktemp("fits")
+    example = datasets.make_example_cube(folder / "c.fits", size=SIZE, border=0,
+                                         bad_fraction=0.0, random_state=2)
+    return folder, example
+
+
+def test_separate_fits_keeps_coordinates(tmp_path, call, fits_cube):
+    from astropy.io import fits
+    from astropy.wcs import WCS
+
+    folder, example = fits_cube
+    out = tmp_path / "e.fits"
+    result = call("separate", folder / "c.fits", "-n", 3, "--variance", "none",
+                  "--noise-std", 1.0, "-o", out, "--no-figures")
+    assert result.returncode == 0, result.stderr
+    assert f"missing data: no voxel is missing ({75 * SIZE * SIZE:,} voxels)" \
+        in result.stdout
+    assert "noise: given: --noise-std 1" in result.stdout
+    with fits.open(out) as hdul:
+        header = hdul[0].header
+        sky = WCS(header).celestial
+        ref = example.cube.celestial
+        # the same pixel is the same sky position as in the cube
+        np.testing.assert_allclose(sky.pixel_to_world_values(0, SIZE - 1),
+                                   ref.pixel_to_world_values(0, SIZE - 1))
+        assert header["BUNIT"] == "count"
+        history = "\n".join(str(v) for v in header["HISTORY"])
+        assert "sgmca-fast" in history and "noise = 'given: --noise-std 1'" in history
+        energy = np.asarray(hdul["SPECTRA"].data["ENERGY"])
+    np.testing.assert_allclose(energy, datasets.energy_grid(75), rtol=1e-12)
+    csv = np.loadtxt(tmp_path / "e_A.csv", delimiter=",", skiprows=1)
+    assert (tmp_path / "e_A.csv").read_text().startswith("energy_keV,source_0")
+    np.testing.assert_allclose(csv[:, 0], energy, rtol=1e-12)
+    # evaluate reads the sources file (maps + SPECTRA table)
+    from sgmca_fast import _io
+
+    est = _io.read_estimate(out)
+    np.testing.assert_allclose(est["A"], csv[:, 1:], rtol=1e-12)
+    assert est["S"].shape == (3, SIZE, SIZE)
+
+
+def test_separate_mask_and_variance_files_are_checked(tmp_path, call, fits_cube,
+                                                      data):
+    folder, _ = fits_cube
+    np.save(tmp_path / "m.npy", np.zeros((75, 4, 4), dtype=bool))
+    result = call("separate", folder / "c.fits", "-n", 3, "--mask",
+                  tmp_path / "m.npy", "-o", tmp_path / "o")
+    assert_user_error(result, "m.npy", "the mask has shape (75, 4, 4)",
+                      f"(75, {SIZE}, {SIZE})")
+    np.save(tmp_path / "s.npy", np.array(["a"] * 75))
+    result = call("separate", folder / "c.fits", "-n", 3, "--mask",
+                  tmp_path / "s.npy", "-o", tmp_path / "o")
+    assert_user_error(result, "s.npy", "booleans or integer flags")
+    result = call("separate", folder / "c.fits", "-n", 3, "--variance", "NOPE",
+                  "-o", tmp_path / "o")
+    assert_user_error(result, "c.fits", "no variance HDU 'NOPE'", "1 VARIANCE")
+    cube_npy = data[0] / "cube.npy"
+    result = call("separate", cube_npy, "-n", 3, "--variance", "v.npy", "-o",
+                  tmp_path / "o")
+    assert_user_error(result, "--variance v.npy: no such file")
+    np.save(tmp_path / "v.npy", np.ones(7))
+    result = call("separate", cube_npy, "-n", 3, "--variance", tmp_path / "v.npy",
+                  "-o", tmp_path / "o")
+    assert_user_error(result, "variance must have one value per channel (75,)")
+
+
+def test_separate_fixed_spectra_are_checked(tmp_path, call, data):
+    from sgmca_fast import cube
+
+    cube_npy = data[0] / "cube.npy"
+    result = call("separate", cube_npy, "-n", 3, "--fixed", "x=none.csv", "-o",
+                  tmp_path / "o")
+    assert_user_error(result, "none.csv", "no such file")
+    cube.write_spectra_csv(tmp_path / "short.csv", np.ones((7, 1)))
+    result = call("separate", cube_npy, "-n", 3, "--fixed",
+                  f"x={tmp_path / 'short.csv'}", "-o", tmp_path / "o")
+    assert_user_error(result, "short.csv", "7 channels but the cube has 75")
+    cube.write_spectra_csv(tmp_path / "two.csv", np.ones((75, 2)), names=["a", "b"])
+    result = call("separate", cube_npy, "-n", 3, "--fixed",
+                  f"x={tmp_path / 'two.csv'}", "-o", tmp_path / "o")
+    assert_user_error(result, "two.csv", "holds 2 spectra", "--fixed COLUMN=FILE")
+    result = call("separate", cube_npy, "-n", 3, "--fixed",
+                  f"b={tmp_path / 'two.csv'}", "--model", "gauss:3", "-o",
+                  tmp_path / "o")
+    assert_user_error(result, "add up to 4 sources but -n is 3")
+
+
+def test_fixed_spectrum_on_another_axis_is_refused(tmp_path, call, fits_cube):
+    from sgmca_fast import cube
+
+    folder, _ = fits_cube
+    axis = cube.SpectralAxis.from_values(np.arange(75.0), "eV", "ENER")
+    cube.write_spectra_csv(tmp_path / "ev.csv", np.ones((75, 1)), axis)
+    result = call("separate", folder / "c.fits", "-n", 3, "--fixed",
+                  f"x={tmp_path / 'ev.csv'}", "-o", tmp_path / "o")
+    assert_user_error(result, "ev.csv", "energy_eV column is not the cube's",
+                      "energy_keV")
+
+
+def test_n_auto_parses(capsys, tmp_path, data):
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["separate", str(data[0] / "cube.npy"), "-n", "lots", "-o",
+                  str(tmp_path / "o")])
+    assert exc.value.code == 2
+    assert "not an integer: 'lots'" in capsys.readouterr().err

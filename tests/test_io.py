@@ -106,8 +106,15 @@ def test_non_numeric_nan_and_ndim(tmp_path):
     bad[1, 2, 2] = np.nan
     bad[2, 0, 0] = np.inf
     np.save(tmp_path / "nan.npy", bad)
-    with pytest.raises(ValueError, match=r"nan\.npy: contains 2 NaN or inf value"):
+    # a cube's NaN voxels are missing data, inf is an error; spectra take neither
+    with pytest.raises(ValueError, match=r"nan\.npy: contains 1 infinite value"):
         _io.read_cube(tmp_path / "nan.npy")
+    with pytest.raises(ValueError, match=r"nan\.npy: contains 2 NaN or inf value"):
+        _io.read_spectra(tmp_path / "nan.npy")
+    bad[2, 0, 0] = 1.0
+    np.save(tmp_path / "nan.npy", bad)
+    read = _io.read_cube(tmp_path / "nan.npy")
+    assert np.isnan(read[1, 2, 2]) and np.count_nonzero(np.isnan(read)) == 1
     np.save(tmp_path / "flat.npy", np.ones(5))
     with pytest.raises(ValueError, match=r"must have 2 or 3 dimensions.*\(5,\)"):
         _io.read_cube(tmp_path / "flat.npy")
@@ -178,3 +185,34 @@ def test_csv_round_trip(tmp_path):
     np.testing.assert_array_equal(_io.read_spectra(path), A)  # exact: repr floats
     with pytest.raises(ValueError, match="already exists"):
         _io.write_csv(path, A)
+
+
+def test_read_mask(tmp_path):
+    flags = np.array([[0, 4], [1, 0]], dtype=np.int16)  # e.g. DQ bits
+    np.save(tmp_path / "dq.npy", flags)
+    np.testing.assert_array_equal(_io.read_mask(tmp_path / "dq.npy"),
+                                  [[False, True], [True, False]])
+    np.save(tmp_path / "b.npy", np.array([True, False]))
+    np.testing.assert_array_equal(_io.read_mask(tmp_path / "b.npy"), [True, False])
+    np.save(tmp_path / "n.npy", np.array([np.nan, 1.0]))
+    with pytest.raises(ValueError, match=r"n\.npy: a mask holds booleans or "
+                                         "integer flags, not NaN"):
+        _io.read_mask(tmp_path / "n.npy")
+    np.save(tmp_path / "s.npy", np.array(["x"]))
+    with pytest.raises(ValueError, match=r"s\.npy: a mask holds booleans"):
+        _io.read_mask(tmp_path / "s.npy")
+
+
+def test_read_estimate_of_a_sources_file(tmp_path):
+    pytest.importorskip("astropy")
+    from sgmca_fast import cube
+
+    rng = np.random.default_rng(1)
+    A, S = rng.random((9, 2)), rng.random((2, 5, 6))
+    S[:, 0, 0] = np.nan  # a pixel left out of the fit
+    axis = cube.SpectralAxis.from_values(np.linspace(1, 2, 9), "keV", "ENER")
+    data = cube.Cube.from_array(np.ones((9, 5, 6)), spectral_axis=axis)
+    path = cube.write_fits_sources(tmp_path / "s.fits", S, data, spectra=A)
+    est = _io.read_estimate(path)
+    np.testing.assert_array_equal(est["A"], A)
+    np.testing.assert_array_equal(est["S"], S)

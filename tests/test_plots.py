@@ -89,3 +89,46 @@ def test_history_figure(tmp_path):
     assert fig.axes[0].get_yscale() == "log"
     assert fig.axes[2].get_yscale() == "linear"  # cond(A) within a decade
     _check_png(tmp_path / "h.png")
+
+
+def test_spectra_on_a_physical_axis(truth):
+    from sgmca_fast.cube import SpectralAxis
+
+    A0, _ = truth
+    wave = np.linspace(4750.0, 9350.0, 20)
+    axis = SpectralAxis(wave, "Angstrom", "AWAV")
+    fig = plots.plot_spectra(A0, A0, spectral_axis=axis)
+    bottom = fig.axes[-1]
+    assert bottom.get_xlabel() == "Air wavelength (Angstrom)"
+    np.testing.assert_array_equal(fig.axes[0].lines[0].get_xdata(), wave)
+    assert plots.plot_spectra(A0).axes[0].get_xlabel() == "Channel"
+    with pytest.raises(ValueError, match="the spectral axis has 3 values for 20"):
+        plots.plot_spectra(A0, spectral_axis=SpectralAxis(np.ones(3)))
+    with pytest.raises(ValueError, match="give energy or spectral_axis, not both"):
+        plots.plot_spectra(A0, energy=wave, spectral_axis=axis)
+
+
+def test_sources_on_the_sky_and_blank_where_nan(tmp_path, truth):
+    pytest.importorskip("astropy")
+    from astropy.visualization.wcsaxes import WCSAxes
+    from astropy.wcs import WCS
+
+    A0, S0 = truth
+    wcs = WCS(naxis=2)
+    wcs.wcs.ctype = ["RA---TAN", "DEC--TAN"]
+    wcs.wcs.crval = [350.85, 58.8]
+    wcs.wcs.cdelt = [-1e-3, 1e-3]
+    S = S0.copy()
+    S[:, :2] = np.nan  # a border left out of the fit
+    fig = plots.plot_sources(S, A=A0, wcs=wcs, path=tmp_path / "m.png")
+    _check_png(tmp_path / "m.png")
+    maps = [ax for ax in fig.axes if isinstance(ax, WCSAxes)]
+    assert len(maps) == 3
+    bottom_left = maps[-3]  # one row, three sources: labels on the first map
+    assert (bottom_left.coords[0].get_axislabel(),
+            bottom_left.coords[1].get_axislabel()) == ("RA", "Dec")
+    assert maps[1].coords[1].get_axislabel() == ""
+    plain = plots.plot_sources(S, A=A0)
+    assert not any(isinstance(ax, WCSAxes) for ax in plain.axes)
+    with pytest.raises(ValueError, match="wcs must be a celestial"):
+        plots.plot_sources(S, wcs=WCS(naxis=3))

@@ -29,11 +29,14 @@ One private module per concept:
 - ``_images``: the source images;
 - ``_mixtures``: mixtures X = A0 S0 + N and the demo;
 - ``_casa``: the reader of the paper's Cas A folder;
-- ``_events``: photon event lists simulated from a mixture (``simulate_events``).
+- ``_events``: photon event lists simulated from a mixture (``simulate_events``);
+- ``_example_cube``: a FITS cube like a real one, with a WCS, NaN voxels and a
+  variance extension (``make_example_cube``).
 """
 
 from ._casa import CasaData, load_casa
 from ._events import SimulatedEvents, simulate_events
+from ._example_cube import ExampleCube, make_example_cube
 from ._families import FAMILIES, make_family, make_spectra_sets
 from ._images import make_sources
 from ._instrument import (
@@ -48,6 +51,7 @@ from ._mixtures import Mixture, make_demo_mixture, make_mixture
 __all__ = [
     "FAMILIES",
     "CasaData",
+    "ExampleCube",
     "Mixture",
     "SimulatedEvents",
     "apply_response",
@@ -55,6 +59,7 @@ __all__ = [
     "energy_grid",
     "load_casa",
     "make_demo_mixture",
+    "make_example_cube",
     "make_family",
     "make_mixture",
     "make_sources",
