@@ -86,7 +86,7 @@ def _basis(cols, J):
     return np.linalg.qr(np.column_stack(cols))[0] if cols else np.zeros((J, 0))
 
 
-def model_pursuit(xx, samples, counts, n_sources, nonneg_A):
+def model_pursuit(xx, samples, counts, n_sources, nonneg_A, given=None):
     """Build a mixing matrix from the models' spectra that best explain the data.
 
     Greedy pursuit in the spectral domain: each step adds, among the samples of
@@ -106,6 +106,9 @@ def model_pursuit(xx, samples, counts, n_sources, nonneg_A):
         Columns of the result.
     nonneg_A : bool
         Clip the unmodelled columns at zero.
+    given : (J, f) ndarray, optional
+        Spectra already in the mixing matrix (held fixed): the pursuit starts
+        with them in the basis and does not return them.
 
     Returns
     -------
@@ -114,7 +117,9 @@ def model_pursuit(xx, samples, counts, n_sources, nonneg_A):
     """
     J = xx.shape[0]
     room = list(counts)
-    cols = []
+    cols = [] if given is None else [g / np.linalg.norm(g) for g in given.T]
+    n_given = len(cols)
+    n_sources += n_given
     for _ in range(sum(counts)):
         q = _basis(cols, J)
         best = (-np.inf, None)
@@ -138,10 +143,10 @@ def model_pursuit(xx, samples, counts, n_sources, nonneg_A):
         if nonneg_A:
             v = np.maximum(v, 0.0)
         cols.append(v / max(np.linalg.norm(v), 1e-300))
-    return np.column_stack(cols)
+    return np.column_stack(cols[n_given:])
 
 
-def reseed_lost_source(A, xx, candidates):
+def reseed_lost_source(A, xx, candidates, protected=None):
     """Replace a duplicated column by the candidate spectrum that explains most data.
 
     Two columns of A pointing the same way (|cos| > 0.99) describe one source
@@ -159,6 +164,9 @@ def reseed_lost_source(A, xx, candidates):
         ``Xd Xd^T``.
     candidates : (n, J) ndarray
         Unit spectra, e.g. samples of the models' manifolds.
+    protected : list of int, optional
+        Columns never replaced (spectra held fixed, of any norm); a column
+        duplicating one of them is.
 
     Returns
     -------
@@ -166,6 +174,9 @@ def reseed_lost_source(A, xx, candidates):
         The column replaced, or None.
     """
     cos = np.abs(A.T @ A)
+    if protected:
+        norms = np.linalg.norm(A, axis=0)
+        cos /= np.outer(norms, norms)
     np.fill_diagonal(cos, 0.0)
     i, j = np.unravel_index(np.argmax(cos), cos.shape)
     if cos[i, j] <= _DUPLICATE_COS or len(candidates) == 0:
@@ -174,6 +185,8 @@ def reseed_lost_source(A, xx, candidates):
     noise_floor = float(np.median(np.linalg.eigvalsh(xx)))
     best = (0.0, None, None)
     for col in (i, j):
+        if protected and col in protected:
+            continue
         q = np.linalg.qr(np.delete(A, col, axis=1))[0]
         gain = _energy_gain(q, candidates, xx)
         # What the duplicate itself adds, along its part outside the others' span

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import _checks, starlet
+from . import _checks, _fixed, _missing, starlet
 from ._sources import SourceStep, unit_columns
 from ._stages import (
     Constraints,
@@ -63,6 +63,12 @@ class Separation:
     timings : dict
         Seconds spent in ``"transform"``, ``"blind"``, ``"semiblind"``, ``"final"``
         and ``"total"``.
+    missing : MissingSummary or None
+        What was treated as missing (voxels, dropped channels, the pixel box
+        fitted); None for complete data.
+    fixed : list of int
+        The sources whose spectra were held fixed (mapping entry ``"fixed"``;
+        their columns of A are the given spectra, bit for bit).
     """
 
     A: np.ndarray
@@ -72,6 +78,8 @@ class Separation:
     n_iter: dict
     history: dict = field(repr=False)
     timings: dict = field(repr=False)
+    missing: object = None
+    fixed: list = field(default_factory=list)
 
 
 def _scale_exponent(X):
@@ -120,6 +128,8 @@ def separate(
     models=None,
     *,
     noise_std=None,
+    mask=None,
+    fixed=None,
     nscales=2,
     k=3.0,
     K_max=0.5,
@@ -140,8 +150,9 @@ def separate(
     ----------
     X : (J, H, W) or (J, P) array_like
         Data: J channels, each an image (2-D starlet) or a vector of P samples
-        (1-D starlet along the samples). Must be finite, not constant in every
-        channel; any finite magnitude (the solver rescales inside).
+        (1-D starlet along the samples). NaN voxels (and a masked array's masked
+        ones) are missing data; inf is refused. Not constant in every channel;
+        any finite magnitude (the solver rescales inside).
     n_sources : int
         Number of sources I (1 <= I <= J).
     models : dict {IAEModel: int} or list of (IAEModel, int), optional
@@ -150,6 +161,16 @@ def separate(
         Standard deviation of the Gaussian noise, one value or one per channel (then
         the least squares are weighted by 1 / sigma_j^2 and the thresholds follow).
         None estimates the noise in each source by the MAD.
+    mask : bool array_like of X's shape, optional
+        True where a voxel is missing (with the NaN of X). Whole missing
+        channels are dropped, the pixels cropped to the box of the observed
+        ones (S is NaN outside), scattered missing voxels filled from the
+        current model during the fit (see ``Separation.missing``).
+    fixed : dict {int: (J,) array_like}, optional
+        Spectra held fixed (measured or theoretical): the column stays exactly
+        as given in A (not normalised), takes no part in the identification,
+        and the other columns are fitted given it. Fixed plus modelled sources
+        at most n_sources; no fixed source in ``mapping``.
     nscales : int, optional
         Detail scales of the starlet, with ``2**nscales`` at most the smallest
         image side (P for (J, P) data).
@@ -189,7 +210,8 @@ def separate(
     Raises
     ------
     InputError
-        (a ``ValueError``) NaN or inf in X, data without detail coefficients,
+        (a ``ValueError``) inf in X, a mask of another shape, no observed
+        voxel, data without detail coefficients, a bad fixed spectrum,
         fewer channels than sources, a parameter out of range, a model whose
         channel count differs from J, a bad mapping, or more modelled sources
         than n_sources.
@@ -197,10 +219,12 @@ def separate(
         (also a ``TypeError``) a parameter of the wrong type.
     """
     t_start = time.perf_counter()
-    X = _checks.data(X)
+    X, missing = _missing.read(X, mask)
+    plan = None if missing is None else _missing.Plan(missing)
     J = X.shape[0]
     n_sources = _checks.n_sources(n_sources, J)
-    nscales = _checks.nscales(nscales, X.shape[1:])
+    nscales = _checks.nscales(nscales, X.shape[1:] if plan is None
+                              else plan.pixel_shape)
     k = real(k, "k", low=0.0, low_open=True)
     K_max = real(K_max, "K_max", low=0.0, low_open=True, high=1.0)
     nonneg_A = boolean(nonneg_A, "nonneg_A")
@@ -211,18 +235,22 @@ def separate(
     max_iter_semiblind = integer(max_iter_semiblind, "max_iter_semiblind", 0)
     tol_semiblind = real(tol_semiblind, "tol_semiblind", low=0.0)
     model_list, counts = _checks.model_list(models, J, n_sources)
-    fixed = _checks.mapping_indices(mapping, model_list, counts, n_sources)
+    mapped = _checks.mapping_indices(mapping, model_list, counts, n_sources)
+    held = _fixed.check(fixed, J, n_sources, sum(counts), mapped)
     noise = _checks.noise_levels(noise_std, J)
     callback = _checks.callback_or_none(callback)
     rng = _checks.rng(random_state)
 
+    if plan is not None:  # the fitted channels and pixels, holes filled at first
+        X = plan.reduce(X)
+        noise = plan.channels(noise)
     # Any finite magnitude: scale by an exact power of two, restore S at the end.
     e = _scale_exponent(X)
     if e:
         X = np.ldexp(X, -e)
         noise = None if noise is None else np.ldexp(noise, -e)
     Xw = _starlet_coefficients(X, nscales)
-    Xd = Xw[:, :nscales].reshape(J, -1)  # a view: no copy
+    Xd = Xw[:, :nscales].reshape(X.shape[0], -1)  # a view: no copy
     _checks.detail_energy(Xd, X)
     t_transform = time.perf_counter()
 
@@ -230,15 +258,21 @@ def separate(
                       nonneg_S)
     xx = Xd @ Xd.T
     pb = Problem(Xd, xx, step, n_sources, K_max, nonneg_A, rng)
+    if plan is not None:
+        pb.missing = _missing.runtime(plan, Xw, X, nscales)
+        xx = pb.xx = plan.full_gram(xx)
+    pb.held = held
     rec = Recorder(progress, callback)
 
-    state = blind_stage(pb, _initial_A(A_init, xx, n_sources, rng), rec)
+    A0 = (_initial_A(A_init, xx, n_sources, rng) if held is None
+          else held.initial_A(A_init, xx, n_sources, rng))
+    state = blind_stage(pb, A0, rec)
     n_blind = state.n_iter
     t_blind = time.perf_counter()
 
     restarted = False
     if model_list and max_iter_semiblind > 0:
-        cons = Constraints.build(model_list, counts, fixed, max_iter_semiblind,
+        cons = Constraints.build(model_list, counts, mapped, max_iter_semiblind,
                                  tol_semiblind, rng)
         state, restarted = semiblind_stage(pb, cons, state, rec)
     else:
@@ -249,12 +283,14 @@ def separate(
     S = final_stage(pb, state).reshape((n_sources,) + X.shape[1:])
     if e:
         S = np.ldexp(S, e)
+    if plan is not None:
+        S = plan.expand(S)
     t_end = time.perf_counter()
 
     return Separation(
         A=state.A,
         S=S,
-        mapping=state.mapping,
+        mapping=state.mapping if held is None else held.label(state.mapping),
         model_fit=state.fit,
         n_iter={"blind": n_blind, "semiblind": state.n_iter},
         history={**rec.history, "reseeded": state.reseeded, "restarted": restarted},
@@ -265,6 +301,8 @@ def separate(
             "final": t_end - t_semi,
             "total": t_end - t_start,
         },
+        missing=None if plan is None else plan.summary,
+        fixed=[] if held is None else list(held.index),
     )
 
 

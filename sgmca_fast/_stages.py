@@ -58,6 +58,12 @@ class Problem:
         Non-negative spectra.
     rng : numpy.random.Generator
         The run's only source of random draws.
+    missing : _missing.Runtime or None
+        Dropped channels and the EM fill of scattered missing voxels
+        (:mod:`sgmca_fast._missing`); None for complete data. ``xx`` is then
+        (J, J) with zero rows for the dropped channels.
+    held : _fixed.Held or None
+        Spectra held fixed (:mod:`sgmca_fast._fixed`).
     """
 
     Xd: np.ndarray
@@ -67,6 +73,8 @@ class Problem:
     K_max: float
     nonneg_A: bool
     rng: np.random.Generator
+    missing: object = None
+    held: object = None
 
     def detail_shape(self):
         """(I, nscales, P): the shape of the sources' detail coefficients."""
@@ -78,6 +86,10 @@ class Problem:
 
         Returns delta_S, the relative change from the previous sources.
         """
+        if self.missing is not None:
+            A = self.fit_rows(A)
+            if self.missing.fill is not None:
+                self.missing.fill.refresh(self, A, state)
         state.prev, state.detail = state.detail, state.prev
         reweight = K >= self.K_max
         self.step(A, K, state.prev if reweight else None, state.detail)
@@ -87,8 +99,37 @@ class Problem:
         )
 
     def mixing(self, state):
-        """Least-squares mixing matrix (J, I) from the sources' details."""
-        return mixing_ls(self.Xd, state.detail.reshape(self.n_sources, -1))
+        """Least-squares mixing matrix (J, I) from the sources' details.
+
+        Held columns are the user's spectra; the dropped channels' rows are
+        completed by :meth:`~._missing.Plan.full_rows`.
+        """
+        Sd = state.detail.reshape(self.n_sources, -1)
+        if self.missing is None and self.held is None:
+            return mixing_ls(self.Xd, Sd)
+        plan = None if self.missing is None else self.missing.plan
+        rows = None if plan is None or plan.all_rows else plan.rows
+        A = (mixing_ls(self.Xd, Sd) if self.held is None
+             else self.held.mixing(self.Xd, Sd, rows))
+        if plan is not None:
+            modelled = [m is not None for m in state.mapping]
+            A = plan.full_rows(A, state.A, modelled)
+        if self.held is not None:
+            self.held.insert(A)
+        return A
+
+    def fit_rows(self, A):
+        """The rows of A for the channels in the fit (all for complete data)."""
+        return A if self.missing is None else self.missing.plan.fit_rows(A)
+
+    def tidy(self, A):
+        """Non-negative (when asked), unit columns; held columns put back."""
+        if self.nonneg_A:
+            A = nonneg_columns(A)
+        A = unit_columns(A, self.rng)
+        if self.held is not None:
+            self.held.insert(A)
+        return A
 
 
 @dataclass
@@ -228,10 +269,7 @@ def blind_stage(pb, A, rec):
         K = min(pb.K_max / (_IT_MIN / 2 - 1) * (it + 1), pb.K_max)
         delta_S = pb.sources(state.A, K, state)
         A_old = state.A
-        A = pb.mixing(state)
-        if pb.nonneg_A:
-            A = nonneg_columns(A)
-        state.A = unit_columns(A, pb.rng)
+        state.A = pb.tidy(pb.mixing(state))
         state.n_iter = it + 1
         if rec.record("blind", it, state.A, A_old, delta_S):
             break
@@ -248,9 +286,10 @@ def _semiblind_run(pb, cons, A, detail, prev, rec):
     for it in range(cons.max_iter):
         delta_S = pb.sources(state.A, pb.K_max, state)
         A_new, assign, fit = constrain(pb.mixing(state), cons.models, cons.counts,
-                                       cons.fixed, pb.nonneg_A, pb.rng)
+                                       cons.fixed, pb.nonneg_A, pb.rng, pb.held)
         if len(state.reseeded) < MAX_RESEEDS:
-            col = reseed_lost_source(A_new, pb.xx, candidates)
+            col = reseed_lost_source(A_new, pb.xx, candidates,
+                                     None if pb.held is None else pb.held.index)
             if col is not None:
                 state.reseeded.append((it, col))
         state.n_iter = it + 1
@@ -290,13 +329,24 @@ def semiblind_stage(pb, cons, blind, rec):
     result = _semiblind_run(pb, cons, blind.A, blind.detail, blind.prev, rec)
     if cons.fixed is not None or not is_doubtful(result.fit):
         return result, False
-    A_pursuit = model_pursuit(pb.xx, cons.samples, cons.counts, pb.n_sources,
-                              pb.nonneg_A)
+    A_pursuit = _pursuit(pb, cons)
     retry = _semiblind_run(pb, cons, A_pursuit, blind_detail, blind_detail.copy(),
                            rec)
     if worst_fit(retry.fit) < worst_fit(result.fit):
         result = retry
     return result, True
+
+
+def _pursuit(pb, cons):
+    """The restart's A: the model pursuit, after the held spectra when any."""
+    if pb.held is None:
+        return model_pursuit(pb.xx, cons.samples, cons.counts, pb.n_sources,
+                             pb.nonneg_A)
+    free = pb.held.free(pb.n_sources)
+    A = np.empty((pb.xx.shape[0], pb.n_sources))
+    A[:, free] = model_pursuit(pb.xx, cons.samples, cons.counts, len(free),
+                               pb.nonneg_A, given=pb.held.spectra)
+    return pb.held.insert(A)
 
 
 def skip_semiblind(blind):
@@ -306,15 +356,20 @@ def skip_semiblind(blind):
 
 def final_stage(pb, state):
     """Return the sources (I, P) from the final A: every significant coefficient."""
-    return final_sources(pb.step, state.A, state.detail, state.prev)
+    A = pb.fit_rows(state.A)
+    if pb.missing is not None and pb.missing.fill is not None:
+        pb.missing.fill.refresh(pb, A, state, force=True)
+    return final_sources(pb.step, A, state.detail, state.prev)
 
 
-def constrain(A_ls, models, counts, fixed, nonneg_A, rng):
+def constrain(A_ls, models, counts, fixed, nonneg_A, rng, held=None):
     """Apply the spectral constraints to the least-squares mixing matrix.
 
     As in the authors' code, every column is first made non-negative (when asked)
     and scaled to unit norm, which is its projection on the unit ball up to the
     scale that S absorbs; modelled columns then go to their manifold (unit norm).
+    Held columns (``held``, :class:`~._fixed.Held`) are left out of all this and
+    put back as given.
 
     Returns
     -------
@@ -328,8 +383,10 @@ def constrain(A_ls, models, counts, fixed, nonneg_A, rng):
     if nonneg_A:
         A = nonneg_columns(A)
     A = unit_columns(A, rng)
+    if held is not None:
+        held.insert(A)
     if fixed is None:
-        assign, lambdas, _, cleaned = identify(A, models, counts, nonneg=nonneg_A)
+        assign, lambdas, cleaned = _identify_free(A, models, counts, nonneg_A, held)
     else:
         assign, lambdas, cleaned = fixed, [None] * A.shape[1], [None] * A.shape[1]
     fit = [None] * A.shape[1]
@@ -350,3 +407,17 @@ def constrain(A_ls, models, counts, fixed, nonneg_A, rng):
             fit[i] = float(res.residual[c] / max(np.linalg.norm(spectra[c]), 1e-300))
             A[:, i] = res.unit_spectra[c]
     return A, assign, fit
+
+
+def _identify_free(A, models, counts, nonneg_A, held):
+    """Identification (Algorithm 2) over the columns that are not held."""
+    if held is None:
+        assign, lambdas, _, cleaned = identify(A, models, counts, nonneg=nonneg_A)
+        return assign, lambdas, cleaned
+    free = held.free(A.shape[1])
+    out = [[None] * A.shape[1] for _ in range(3)]
+    found = identify(A[:, free], models, counts, nonneg=nonneg_A)
+    for lst, part in zip(out, (found[0], found[1], found[3]), strict=True):
+        for c, i in enumerate(free):
+            lst[i] = part[c]
+    return tuple(out)

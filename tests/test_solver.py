@@ -155,7 +155,7 @@ class _FakeModel:
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [
-        ({"X": np.full((5, 8, 8), np.nan)}, "NaN or inf"),
+        ({"X": np.full((5, 8, 8), np.nan)}, "no observed voxel"),
         ({"X": np.zeros((2, 8, 8))}, "2 channels, fewer than n_sources = 3"),
         ({"n_sources": 0}, "n_sources must be at least 1"),
         ({"X": np.zeros((5, 4, 4, 4))}, "cube"),
