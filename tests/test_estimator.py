@@ -24,6 +24,11 @@ EXPECTED_FAILED_CHECKS = {
         "the rows are pixels in image (or signal) order: the starlet couples "
         "neighbours, so permuting the rows changes the sources"
     ),
+    "check_estimators_nan_inf": (
+        "fit takes NaN as missing values (separate's mask); transform needs "
+        "complete data, so the allow_nan tag stays False and this check sees fit "
+        "accept NaN (inf is refused by both: test_errors_are_input_errors)"
+    ),
     "check_methods_subset_invariance": (
         "transform of one row at a time: a single pixel has no starlet detail "
         "(nscales = 2 needs at least 4 samples), and a pixel's source depends on "
@@ -95,6 +100,26 @@ def test_fit_with_models_is_separate(mix):
     twin = clone(est)
     assert list(twin.models) == list(models) and twin.models is not models
     assert not hasattr(twin, "mixing_")
+
+
+def test_missing_values_and_fixed_spectra_pass_through(mix):
+    J = mix.X.shape[0]
+    cube = mix.X.copy()
+    cube[:, :3, :] = np.nan  # a NaN border (dropped rows of pixels)
+    cube[5, 10, 12] = np.nan  # a scattered missing voxel
+    mask = np.zeros(cube.shape, bool)
+    mask[7, 20, 20] = True
+    spectrum = mix.A0[:, 1] / np.linalg.norm(mix.A0[:, 1])
+    kw = {"noise_std": mix.noise_std, "random_state": 2, "fixed": {1: spectrum}}
+    est = SGMCA(4, image_shape=(32, 32), **kw).fit(_samples(cube),
+                                                   mask=_samples(mask))
+    ref = separate(cube, 4, mask=mask, **kw)
+    np.testing.assert_array_equal(est.mixing_, ref.A)
+    np.testing.assert_array_equal(est.sources_, ref.S)  # NaN where ref has NaN
+    np.testing.assert_array_equal(est.mixing_[:, 1], ref.A[:, 1])
+    assert est.mapping_[1] == "fixed" and est.n_features_in_ == J
+    with pytest.raises(InputError, match="X contains NaN or inf values"):
+        est.transform(_samples(cube))  # transform needs complete data
 
 
 def _final_stage_reference(cube, A, sigma, nscales, k):
