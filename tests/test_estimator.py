@@ -1,5 +1,6 @@
 """The scikit-learn-style estimator: same code path as separate, numpy references."""
 
+import inspect
 import pickle
 import subprocess
 import sys
@@ -326,3 +327,31 @@ print(repr(est))
     assert "invalid parameter 'kk' for SGMCA; valid parameters are [" in lines[0]
     assert lines[1].startswith("True This SGMCA instance is not fitted yet")
     assert lines[2] == "SGMCA(n_sources=2, noise_std=0.01, k=2.0, random_state=0)"
+
+
+_NOISEMAP = "variance" in inspect.signature(separate).parameters
+
+
+@pytest.mark.skipif(not _NOISEMAP, reason="separate has no variance= yet")
+def test_variance_auto_and_mad_pass_through(mix):
+    J = mix.X.shape[0]
+    rng = np.random.default_rng(8)
+    var = (mix.noise_std * rng.uniform(0.5, 2.0, size=mix.X.shape)) ** 2
+    X = _samples(mix.X)
+    est = SGMCA(4, image_shape=(32, 32), random_state=0).fit(X, variance=_samples(var))
+    ref = separate(mix.X, 4, variance=var, random_state=0)
+    np.testing.assert_array_equal(est.mixing_, ref.A)
+    np.testing.assert_array_equal(est.sources_, ref.S)
+    auto = SGMCA(image_shape=(32, 32), noise_std=mix.noise_std, random_state=0).fit(X)
+    ref = separate(mix.X, "auto", noise_std=mix.noise_std, random_state=0)
+    assert auto.n_components_ == ref.A.shape[1] == auto.transform(X).shape[1]
+    np.testing.assert_array_equal(auto.mixing_, ref.A)
+    mad = SGMCA(4, noise_std="mad", image_shape=(32, 32), random_state=0).fit(X)
+    ref = separate(mix.X, 4, noise_std="mad", random_state=0)
+    np.testing.assert_array_equal(mad.mixing_, ref.A)
+    # transform with "mad": the thresholds from each source's MAD, unweighted
+    from sgmca_fast.baselines import oracle_sources
+
+    np.testing.assert_array_equal(
+        mad.transform(X), oracle_sources(mix.X, mad.mixing_).S.reshape(4, -1).T)
+    assert J == mad.n_features_in_
