@@ -12,6 +12,7 @@ from . import _config  # noqa: F401
 from ._version import __version__
 
 __all__ = [
+    "SGMCA",
     "Separation",
     "__version__",
     "datasets",
@@ -25,6 +26,7 @@ __all__ = [
 
 # public name -> the module that defines it (a submodule stands for itself)
 _LAZY = {
+    "SGMCA": ".estimator",
     "Separation": "._solver",
     "datasets": ".datasets",
     "get_num_threads": "._config",

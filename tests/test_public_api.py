@@ -9,6 +9,7 @@ PUBLIC_MODULES = [
     "sgmca_fast.baselines",
     "sgmca_fast.cube",
     "sgmca_fast.datasets",
+    "sgmca_fast.estimator",
     "sgmca_fast.events",
     "sgmca_fast.iae",
     "sgmca_fast.metrics",
@@ -31,6 +32,7 @@ def test_top_level_api():
     import sgmca_fast
 
     assert set(sgmca_fast.__all__) == {
+        "SGMCA",
         "Separation",
         "__version__",
         "datasets",
@@ -80,6 +82,10 @@ def test_lazy_names_behave_like_imports():
     from sgmca_fast._solver import separate as defined
 
     assert separate is defined
+    from sgmca_fast import SGMCA
+    from sgmca_fast.estimator import SGMCA as estimator_class
+
+    assert SGMCA is estimator_class
     assert set(sgmca_fast.__all__) <= set(dir(sgmca_fast))
     assert sgmca_fast.metrics.__name__ == "sgmca_fast.metrics"
     with pytest.raises(AttributeError, match="no attribute 'nothing'"):
