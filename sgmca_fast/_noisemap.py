@@ -54,7 +54,7 @@ class NoisePlan:
     origin: str
 
     def scaled(self, e):
-        """The plan for data multiplied by ``2**-e`` (exact)."""
+        """Return the plan for the data multiplied by ``2**-e`` (exact)."""
         if not e:
             return self
         return NoisePlan(
