@@ -36,7 +36,9 @@ def data(X, name="X"):
 
 
 def n_sources(value, n_channels):
-    """Return the number of sources, an int in [1, J]."""
+    """Return the number of sources, an int in [1, J] (``"auto"`` passes)."""
+    if isinstance(value, str) and value == "auto":
+        return value
     value = integer(value, "n_sources", minimum=1)
     if n_channels < value:
         raise InputError(

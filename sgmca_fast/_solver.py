@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import _checks, _fixed, _missing, starlet
+from . import _checks, _fixed, _missing, _noisemap, starlet
 from ._sources import SourceStep, unit_columns
 from ._stages import (
     Constraints,
@@ -69,6 +69,13 @@ class Separation:
     fixed : list of int
         The sources whose spectra were held fixed (mapping entry ``"fixed"``;
         their columns of A are the given spectra, bit for bit).
+    noise_std : (J,) ndarray or None
+        The noise std per channel used, in the data's units: as given, from the
+        variance (the square root of each channel's median variance over the
+        pixels) or estimated from the data; None with ``noise_std="mad"``.
+    n_sources_estimate : NSourcesEstimate or None
+        With ``n_sources="auto"``, the count and its evidence (the whitened
+        eigenvalues, the noise floor, one line of text); else None.
     """
 
     A: np.ndarray
@@ -80,6 +87,8 @@ class Separation:
     timings: dict = field(repr=False)
     missing: object = None
     fixed: list = field(default_factory=list)
+    noise_std: np.ndarray | None = field(default=None, repr=False)
+    n_sources_estimate: object = field(default=None, repr=False)
 
 
 def _scale_exponent(X):
@@ -128,6 +137,7 @@ def separate(
     models=None,
     *,
     noise_std=None,
+    variance=None,
     mask=None,
     fixed=None,
     nscales=2,
@@ -153,14 +163,28 @@ def separate(
         (1-D starlet along the samples). NaN voxels (and a masked array's masked
         ones) are missing data; inf is refused. Not constant in every channel;
         any finite magnitude (the solver rescales inside).
-    n_sources : int
-        Number of sources I (1 <= I <= J).
+    n_sources : int or "auto"
+        Number of sources I (1 <= I <= J). ``"auto"`` estimates it from the
+        noise-whitened data (:func:`sgmca_fast.noise.estimate_n_sources`, with the
+        given noise or variance, else the noise estimated) and keeps the evidence
+        in ``n_sources_estimate``; with models it must find at least their count.
     models : dict {IAEModel: int} or list of (IAEModel, int), optional
         Spectral models and how many sources follow each. None runs GMCA alone.
-    noise_std : float or (J,) array_like, optional
+    noise_std : float, (J,) array_like or "mad", optional
         Standard deviation of the Gaussian noise, one value or one per channel (then
         the least squares are weighted by 1 / sigma_j^2 and the thresholds follow).
-        None estimates the noise in each source by the MAD.
+        None (default, with no ``variance``): each channel's std is estimated from
+        the data (:func:`sgmca_fast.noise.estimate_noise_std`, the MAD of the
+        finest starlet scale with the sources' n_sources spectral directions
+        removed) and used as known. ``"mad"``: no per-channel level; each source's
+        thresholds come from the MAD of its own coefficients (the former default).
+    variance : float, (J,) or X's shape array_like, optional
+        Noise variance (units of X squared), instead of ``noise_std``: finite and
+        > 0. A number or one per channel is exactly ``noise_std=sqrt(variance)``.
+        A cube (J, H, W) (or (J, P)) that varies across the pixels weights the
+        least squares by each channel's median variance and sets the thresholds
+        per pixel: k times ``sqrt(sum_j M_ij^2 v_j(p))`` times the starlet scale
+        norm, M the weighted pseudo-inverse.
     mask : bool array_like of X's shape, optional
         True where a voxel is missing (with the NaN of X). Whole missing
         channels are dropped, the pixels cropped to the box of the observed
@@ -213,8 +237,9 @@ def separate(
         (a ``ValueError``) inf in X, a mask of another shape, no observed
         voxel, data without detail coefficients, a bad fixed spectrum,
         fewer channels than sources, a parameter out of range, a model whose
-        channel count differs from J, a bad mapping, or more modelled sources
-        than n_sources.
+        channel count differs from J, a bad mapping, more modelled sources
+        than n_sources (or than ``"auto"`` found), both noise_std and variance,
+        a variance of the wrong shape or not finite and positive.
     InputTypeError
         (also a ``TypeError``) a parameter of the wrong type.
     """
@@ -231,31 +256,35 @@ def separate(
     nonneg_S = boolean(nonneg_S, "nonneg_S")
     l1 = boolean(l1, "l1")
     progress = boolean(progress, "progress")
+    noise_std, variance = _noisemap.check_noise(noise_std, variance, X.shape)
+    n_sources, n_estimate = _noisemap.resolve_n_sources(n_sources, X, noise_std,
+                                                        variance, models, missing)
     A_init = _check_A_init(A_init, (J, n_sources))
     max_iter_semiblind = integer(max_iter_semiblind, "max_iter_semiblind", 0)
     tol_semiblind = real(tol_semiblind, "tol_semiblind", low=0.0)
     model_list, counts = _checks.model_list(models, J, n_sources)
     mapped = _checks.mapping_indices(mapping, model_list, counts, n_sources)
     held = _fixed.check(fixed, J, n_sources, sum(counts), mapped)
-    noise = _checks.noise_levels(noise_std, J)
+    noise = _noisemap.noise_plan(X, noise_std, variance, n_sources, missing)
     callback = _checks.callback_or_none(callback)
     rng = _checks.rng(random_state)
 
+    noise_used = noise.std  # reported for all J channels
     if plan is not None:  # the fitted channels and pixels, holes filled at first
         X = plan.reduce(X)
-        noise = plan.channels(noise)
+        noise = noise.reduced(plan)
     # Any finite magnitude: scale by an exact power of two, restore S at the end.
     e = _scale_exponent(X)
     if e:
         X = np.ldexp(X, -e)
-        noise = None if noise is None else np.ldexp(noise, -e)
     Xw = _starlet_coefficients(X, nscales)
     Xd = Xw[:, :nscales].reshape(X.shape[0], -1)  # a view: no copy
     _checks.detail_energy(Xd, X)
     t_transform = time.perf_counter()
 
-    step = SourceStep(Xw, noise, starlet.scale_norms(X.shape[1:], nscales), k, l1,
-                      nonneg_S)
+    scaled = noise.scaled(e)
+    step = SourceStep(Xw, scaled.std, starlet.scale_norms(X.shape[1:], nscales), k,
+                      l1, nonneg_S, scaled.variance_map)
     xx = Xd @ Xd.T
     pb = Problem(Xd, xx, step, n_sources, K_max, nonneg_A, rng)
     if plan is not None:
@@ -303,6 +332,8 @@ def separate(
         },
         missing=None if plan is None else plan.summary,
         fixed=[] if held is None else list(held.index),
+        noise_std=noise_used,
+        n_sources_estimate=n_estimate,
     )
 
 
@@ -313,7 +344,7 @@ def gmca(X, n_sources, **kwargs) -> Separation:
     ----------
     X : (J, H, W) or (J, P) array_like
         Data.
-    n_sources : int
+    n_sources : int or "auto"
         Number of sources.
     **kwargs
         Any keyword of :func:`separate` except ``models`` and ``mapping``.

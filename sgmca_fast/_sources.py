@@ -9,6 +9,7 @@ given the sources. The names without underscore are used across the package.
 import numpy as np
 
 from . import _kernels, starlet
+from ._noisemap import map_thresholds
 
 __all__ = [
     "SourceStep",
@@ -108,7 +109,8 @@ class SourceStep:
     Xw : (J, nscales + 1, P) ndarray
         Starlet coefficients of the data (details then the coarse plane).
     noise : (J,) ndarray or None
-        Noise std per channel; None estimates each source's noise by the MAD.
+        Noise std per channel (the least-squares weights ``1 / noise**2``); None
+        estimates each source's noise by the MAD.
     norms : (>= nscales,) ndarray
         L2 norms of the starlet filters per scale
         (:func:`~sgmca_fast.starlet.scale_norms`).
@@ -118,9 +120,13 @@ class SourceStep:
         Soft (True) or hard (False) thresholding.
     nonneg_S : bool
         Zero the coefficients where the source is negative (:meth:`full`).
+    variance_map : (J, P) ndarray, optional
+        Per-voxel noise variance: the thresholds are then set per pixel from it
+        (:func:`~sgmca_fast._noisemap.map_thresholds`); ``noise`` still weights
+        the least squares.
     """
 
-    def __init__(self, Xw, noise, norms, k, l1, nonneg_S):
+    def __init__(self, Xw, noise, norms, k, l1, nonneg_S, variance_map=None):
         self.Xw = Xw
         self.nscales = Xw.shape[1] - 1
         self.noise = noise
@@ -129,6 +135,7 @@ class SourceStep:
         self.k = k
         self.l1 = l1
         self.nonneg_S = nonneg_S
+        self.variance_map = variance_map
 
     def pinv(self, A):
         """``(A^T W A)^-1 A^T W`` with floored eigenvalues: (I, J)."""
@@ -146,6 +153,10 @@ class SourceStep:
         J, _, P = self.Xw.shape
         np.matmul(M, self.Xw[:, :ns].reshape(J, ns * P), out=out.reshape(-1, ns * P))
         rows = out.reshape(-1, P)  # (I * nscales, P), a view
+        if self.variance_map is not None:
+            map_thresholds(self, M, rows, K,
+                           None if prev_detail is None else prev_detail.reshape(-1, P))
+            return M
         if self.noise is not None:
             row_std = np.sqrt((M**2) @ self.noise**2)
             kstd = self.k * (row_std[:, None] * self.norms[None, :]).ravel()

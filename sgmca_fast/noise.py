@@ -225,9 +225,12 @@ def _refine_low_rank(x, missing, sigma, rank, kind, n_iter=10, tol=2e-3):
     leverage (hence the division by sqrt(1 - leverage)). Missing voxels are filled
     from the low-rank fit of the whitened data, so every coefficient column exists;
     the MAD still uses only the usable coefficients. Iterated from ``sigma`` (live
-    channels only) until the relative change is below ``tol``.
+    channels only: a zero std, a constant or quantised channel, stays zero) until
+    the relative change is below ``tol``.
     """
-    live = ~np.isnan(sigma)
+    live = sigma > 0  # False for NaN
+    if live.sum() <= rank:
+        return sigma
     xs, miss = x[live], missing[live]
     shape_j = (-1,) + (1,) * (x.ndim - 1)
     filled = _median_filled(xs, miss)
@@ -244,7 +247,7 @@ def _refine_low_rank(x, missing, sigma, rank, kind, n_iter=10, tol=2e-3):
         s = s * factor
         if np.max(np.abs(factor - 1)) < tol:
             break
-    out = np.full_like(sigma, np.nan)
+    out = sigma.copy()  # NaN and zero channels as they were
     out[live] = s
     return out
 

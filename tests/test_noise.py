@@ -205,3 +205,14 @@ def test_n_sources_errors(kwargs, match):
     x = np.random.default_rng(0).standard_normal((3, 50))
     with pytest.raises(InputError, match=match):
         noise.estimate_n_sources(x, **kwargs)
+
+
+def test_rank_leaves_a_constant_channel_at_zero():
+    """A noise-free constant channel keeps std 0; the others are still refined."""
+    rng = np.random.default_rng(3)
+    X = rng.standard_normal((6, 48, 48)) * np.arange(1.0, 7.0)[:, None, None]
+    X[2] = 5.0
+    sigma = noise.estimate_noise_std(X, rank=1)
+    assert sigma[2] == 0.0
+    live = np.array([0, 1, 3, 4, 5])
+    np.testing.assert_allclose(sigma[live], np.arange(1.0, 7.0)[live], rtol=0.12)
