@@ -167,14 +167,17 @@ def test_progress_bar_can_be_shown(capsys):
     assert "IAE" in capsys.readouterr().err
 
 
-def test_without_validation_monitors_training_loss():
+def test_without_validation_holds_out_by_default():
     X, A, _ = _toy()
     model = train(
         X, A, n_layers=2, max_epochs=5, lbfgs_iter=5, random_state=0, progress=False
     )
-    h = model.history
-    assert np.all(np.isnan(h["valid_loss"]))
-    assert h["best_loss"] == pytest.approx(np.min(h["train_loss"]))
+    h, meta = model.history, model.metadata["training"]
+    assert meta["validation"] == "held_out"
+    assert meta["n_valid"] == len(meta["validation_rows"]) == np.ceil(
+        meta["validation_fraction"] * 40) > 0
+    assert np.all(np.isfinite(h["valid_loss"]))
+    assert h["best_loss"] == pytest.approx(np.min(h["valid_loss"]))
 
 
 def test_input_validation():
