@@ -389,9 +389,12 @@ def train(
     (mean L1 norm of the anchors divided by ``J``) and converted back when the
     model is built, so the returned model works on the spectra as given.
 
-    With the defaults (``max_epochs=9000`` for the Gaussian lines) the median
-    manifold-projection SAD on the Cas A validation spectra is 27-29 dB, in
-    under three minutes per family on two cores (``bench/train_casa.py``).
+    With the defaults and no ``valid``, the median manifold-projection SAD on
+    Cas A spectra never trained nor stopped on is 27-28 dB for the synchrotron
+    and thermal families (at least the authors' models'), but only 22-24 dB for
+    the Gaussian lines, which need more epochs (``max_epochs=9000``, as the
+    authors ran 10x more); see docs/results.md and
+    ``bench/train_casa.py --generalisation``.
     """
     X, A, V = _check_sets(train, anchors, valid)
     J = A.shape[1]
