@@ -167,14 +167,17 @@ def test_progress_bar_can_be_shown(capsys):
     assert "IAE" in capsys.readouterr().err
 
 
-def test_without_validation_monitors_training_loss():
+def test_without_validation_holds_out_by_default():
     X, A, _ = _toy()
     model = train(
         X, A, n_layers=2, max_epochs=5, lbfgs_iter=5, random_state=0, progress=False
     )
-    h = model.history
-    assert np.all(np.isnan(h["valid_loss"]))
-    assert h["best_loss"] == pytest.approx(np.min(h["train_loss"]))
+    h, meta = model.history, model.metadata["training"]
+    assert meta["validation"] == "held_out"
+    assert meta["n_valid"] == len(meta["validation_rows"]) == np.ceil(
+        meta["validation_fraction"] * 40) > 0
+    assert np.all(np.isfinite(h["valid_loss"]))
+    assert h["best_loss"] == pytest.approx(np.min(h["valid_loss"]))
 
 
 def test_input_validation():
@@ -205,3 +208,173 @@ def test_input_validation():
         train(X, A, learning_rate=-1.0)
     with pytest.raises(TypeError, match="train must be a real numeric array"):
         train([["a", "b"]], A)
+
+
+# ----------------------------------------------------------------------------
+# held-out spectra for early stopping (validation_fraction)
+
+
+def _tiny(**kwargs):
+    X, A, _ = _toy()
+    opts = dict(n_layers=2, max_epochs=12, lbfgs_iter=6, random_state=3,
+                progress=False)
+    opts.update(kwargs)
+    return X, A, train(X, A, **opts)
+
+
+def test_held_out_split_size_seed_and_disjoint():
+    X, A, model = _tiny(validation_fraction=0.2)
+    meta = model.metadata["training"]
+    held = np.asarray(meta["validation_rows"])
+    assert meta["validation"] == "held_out"
+    assert meta["validation_fraction"] == 0.2
+    assert held.size == 8 == meta["n_valid"]  # ceil(0.2 * 40)
+    assert meta["n_train"] == 32
+    assert np.all(np.diff(held) > 0) and held.min() >= 0 and held.max() < 40
+    # the model keeps all the spectra it was given
+    np.testing.assert_array_equal(model.training_spectra, X)
+    # same seed, same rows; other seeds, other rows
+    _, _, again = _tiny(validation_fraction=0.2)
+    assert again.metadata["training"]["validation_rows"] == held.tolist()
+    others = {tuple(_tiny(validation_fraction=0.2, random_state=s, max_epochs=1,
+                          lbfgs_iter=1)[2].metadata["training"]["validation_rows"])
+              for s in range(4, 8)}
+    assert len(others | {tuple(held)}) >= 4
+    # ceil of the fraction, at least one row
+    _, _, small = _tiny(validation_fraction=0.01, max_epochs=1, lbfgs_iter=1)
+    assert len(small.metadata["training"]["validation_rows"]) == 1
+
+
+def test_held_out_rows_are_random_uniform():
+    # split_rows draws uniformly among the rows: over many seeds, every row is
+    # held out about fraction of the time
+    X, A, _ = _toy(n=20)
+    counts = np.zeros(20)
+    for seed in range(400):
+        fit, held = _train.split_rows(X, A, 0.25, np.random.default_rng(seed))
+        assert held.size == 5 and fit.size == 15
+        assert np.intersect1d(fit, held).size == 0
+        np.testing.assert_array_equal(np.union1d(fit, held), np.arange(20))
+        counts[held] += 1
+    # binomial(400, 0.25): mean 100, std 8.7
+    assert counts.min() > 60 and counts.max() < 140
+
+
+def test_anchors_are_never_held_out():
+    X, A, _ = _toy(n=10)
+    Xa = np.vstack([X[:4], A, X[4:]])  # rows 4, 5, 6 are the anchors
+    for seed in range(30):
+        fit, held = _train.split_rows(Xa, A, 0.6, np.random.default_rng(seed))
+        assert not set(held.tolist()) & {4, 5, 6}
+        assert {4, 5, 6} <= set(fit.tolist())
+    # 10 eligible rows of 13: holding out ceil(0.8 * 13) = 11 is impossible
+    with pytest.raises(ValueError, match=r"validation_fraction=0.8 would hold out "
+                       r"11 of the 13 training spectra \(10 of them not anchors\)"):
+        train(Xa, A, validation_fraction=0.8, progress=False)
+
+
+def test_early_stopping_on_held_out_spectra():
+    X, A, model = _tiny(validation_fraction=0.25, max_epochs=25, lbfgs_iter=10)
+    h, meta = model.history, model.metadata["training"]
+    held = np.asarray(meta["validation_rows"])
+    fit = np.setdiff1d(np.arange(len(X)), held)
+    # the best epoch is the one of least held-out loss ...
+    assert np.all(np.isfinite(h["valid_loss"]))
+    assert h["best_epoch"] == int(np.argmin(h["valid_loss"]))
+    assert h["best_loss"] == h["valid_loss"].min()
+    # ... and the held-out loss and SAD of the returned model are those of the
+    # held-out rows, computed here directly from the model's weights
+    V = X[held]
+
+    def stack(h_, ws, bs, rs):
+        for w, b, rr in zip(ws, bs, rs, strict=True):
+            z = h_ @ w + b
+            h_ = np.where(z > 0, z, 0.01 * z) + rr * h_
+        return h_
+
+    res = [0.1 * (2 ** (i / 1) - 1) for i in range(2)]
+    P = stack(V, model.encoder_weights, model.encoder_biases, res)
+    E = stack(A, model.encoder_weights, model.encoder_biases, res)
+    lam = P @ E.T @ np.linalg.inv(E @ E.T + 1e-8 * np.eye(len(A)))
+    lam = lam / (lam.sum(axis=1, keepdims=True) + 1e-3)
+    B = lam @ E
+    loss = np.linalg.norm(P - B) + 0.1 * np.linalg.norm(
+        stack(B, model.decoder_weights, model.decoder_biases, res[::-1]) - V)
+    np.testing.assert_allclose(h["best_loss"], loss / np.sqrt(len(V)), rtol=1e-9)
+    # the held-out loss is not the training loss
+    assert not np.isclose(h["valid_loss"][0], h["train_loss"][0])
+    # the same as training on the other rows with the held-out ones as valid
+    direct = train(X[fit], A, X[held], n_layers=2, max_epochs=25, lbfgs_iter=10,
+                   random_state=3, progress=False)
+    for w1, w2 in zip(model.encoder_weights + model.decoder_biases,
+                      direct.encoder_weights + direct.decoder_biases, strict=True):
+        np.testing.assert_array_equal(w1, w2)
+    np.testing.assert_array_equal(h["valid_loss"], direct.history["valid_loss"])
+    assert direct.metadata["training"]["validation"] == "given"
+    assert direct.metadata["training"]["validation_rows"] == []
+
+
+def test_validation_fraction_zero_trains_on_everything():
+    X, A, model = _tiny(validation_fraction=0.0)
+    h, meta = model.history, model.metadata["training"]
+    assert meta["validation"] == "none" and meta["validation_rows"] == []
+    assert meta["n_train"] == 40 and meta["n_valid"] == 0
+    assert np.all(np.isnan(h["valid_loss"])) and np.all(np.isnan(h["valid_sad"]))
+    assert h["best_loss"] == pytest.approx(np.min(h["train_loss"]))
+    # entry 0 is the full training loss of the initial model: all 40 rows
+    spec = _train._Spec(8, 2, "leaky_relu", 0.1, 0.1, bias_scale=_train._bias_scale(A))
+    theta0 = _train._init_params(spec, np.random.default_rng(3), 0.1)
+    full = _train._loss_grad(theta0, spec, X, A, need_grad=False)[0] / np.sqrt(40)
+    assert h["train_loss"][0] == pytest.approx(full, rel=1e-12)
+
+
+def test_valid_given_ignores_validation_fraction():
+    X, A, V = _toy()
+    m1 = train(X, A, V, n_layers=2, max_epochs=8, lbfgs_iter=4, random_state=0,
+               progress=False, validation_fraction=0.5)
+    m2 = train(X, A, V, n_layers=2, max_epochs=8, lbfgs_iter=4, random_state=0,
+               progress=False, validation_fraction=0.0)
+    for w1, w2 in zip(m1.encoder_weights + m1.decoder_weights,
+                      m2.encoder_weights + m2.decoder_weights, strict=True):
+        np.testing.assert_array_equal(w1, w2)
+    assert m1.metadata["training"]["n_train"] == 40
+    assert m1.metadata["training"]["validation_fraction"] == 0.0
+
+
+def test_validation_fraction_errors():
+    X, A, _ = _toy()
+    with pytest.raises(ValueError, match=r"validation_fraction must be < 1"):
+        train(X, A, validation_fraction=1.0)
+    with pytest.raises(ValueError, match=r"validation_fraction must be >= 0"):
+        train(X, A, validation_fraction=-0.1)
+    with pytest.raises(TypeError, match="validation_fraction must be a real number"):
+        train(X, A, validation_fraction="0.1")
+    with pytest.raises(ValueError, match=r"validation_fraction=0.5 would hold out 1 "
+                       r"of the 1 training spectra"):
+        train(X[:1], A, validation_fraction=0.5, progress=False)
+
+
+@pytest.mark.parametrize("with_valid", [True, False])
+def test_training_with_valid_or_no_fraction_is_unchanged(with_valid):
+    # numbers recorded with the training code before validation_fraction existed
+    # (git show ee61892:sgmca_fast/iae/_train.py, same call): an explicit valid,
+    # or validation_fraction=0 without one, must train exactly as it did
+    X, A, V = _toy()
+    kwargs = {} if with_valid else {"validation_fraction": 0.0}
+    model = train(X, A, V if with_valid else None, n_layers=2, max_epochs=30,
+                  lbfgs_iter=20, random_state=0, progress=False, **kwargs)
+    h = model.history
+    np.testing.assert_allclose(
+        h["train_loss"][[0, 10, 30, -1]],
+        [0.018506946051798034, 0.00857543518936978, 0.007878073928569877,
+         0.0019153151655587704], rtol=1e-9)
+    if with_valid:
+        np.testing.assert_allclose(
+            h["valid_loss"][[0, 10, 30, -1]],
+            [0.019693028508885418, 0.009264194492419494, 0.008571137834353508,
+             0.002151623705598853], rtol=1e-9)
+    assert len(h["epoch"]) == 51 and h["best_epoch"] == 50
+    assert model.decoder_biases[1].sum() == pytest.approx(-0.002740522557086455,
+                                                          rel=1e-8)
+    assert model.encoder_weights[0][2, 3] == pytest.approx(-0.04691875798412971,
+                                                           rel=1e-9)

@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from .._validation import InputError, choice, integer, real, real_array
+from ._holdout import split_rows
 from ._model import IAEModel
 from ._network import (
     ACTIVATIONS,
@@ -276,6 +277,7 @@ def train(
     final_learning_rate: float = 1e-5,
     lbfgs_iter: int = 300,
     patience: int = 500,
+    validation_fraction: float = 0.15,
     init_scale: float = 0.1,
     random_state: int | np.random.Generator | None = None,
     progress: bool = True,
@@ -298,8 +300,9 @@ def train(
     anchors : (N, J) array_like
         Anchor spectra, ``N >= 2``.
     valid : (m, J) array_like, optional
-        Validation spectra, for early stopping and the history. Without them the
-        training loss is monitored instead.
+        Validation spectra, for early stopping and the history. Without them,
+        ``validation_fraction`` of ``train`` is held out for that (or, with
+        ``validation_fraction=0``, the training loss is monitored instead).
     n_layers : int, default 4
         Number of residual layers of width ``J`` in the encoder and in the decoder.
     activation : {'leaky_relu', 'linear', 'relu', 'tanh'}, default 'leaky_relu'
@@ -327,11 +330,19 @@ def train(
     patience : int, default 500
         Stop a phase when the monitored loss has not improved for this many
         epochs; the best parameters seen are kept.
+    validation_fraction : float, default 0.15
+        Used only without ``valid``: the fraction of the ``train`` spectra held
+        out (``ceil(validation_fraction * n)`` rows drawn at random with
+        ``random_state``, never a row equal to an anchor) and used as ``valid``:
+        the model trains on the other rows and is chosen and stopped on these,
+        as scikit-learn's ``validation_fraction``. ``0`` turns it off (all of
+        ``train`` is trained on and its loss is monitored). In ``[0, 1)``.
     init_scale : float, default 0.1
         Initial weights are the identity plus Gaussian noise of standard
         deviation ``init_scale / sqrt(J)``; biases start at zero.
     random_state : int or numpy.random.Generator, optional
-        Seeds the initial weights and the mini-batch order: the result is
+        Seeds the initial weights, the mini-batch order and (through a child
+        generator, ``Generator.spawn``) the held-out rows: the result is
         deterministic for a given seed (on a given machine and BLAS).
     progress : bool, default True
         Show a tqdm progress bar (on stderr).
@@ -342,18 +353,23 @@ def train(
     -------
     model : IAEModel
         The model with the best parameters seen, ``training_spectra`` set to
-        ``train`` and the settings in ``metadata['training']``. Its attribute
-        ``history`` is a dict:
+        ``train`` (all of it, held-out rows included) and the settings in
+        ``metadata['training']``, among them ``validation``
+        (``'given'``, ``'held_out'`` or ``'none'``), ``validation_fraction``,
+        ``validation_rows`` (the row indices of ``train`` held out, sorted; empty
+        unless held out), ``n_train`` (spectra trained on) and ``n_valid``.
+        Its attribute ``history`` is a dict:
 
         - ``'epoch'``, ``'train_loss'``, ``'valid_loss'`` ((n_epochs,) arrays):
           the loss above with the whole set taken as one batch, divided by
           ``sqrt(n_spectra)`` so that sets of different sizes compare. Entry 0
           is the initial model. During Adam the training loss combines the
           epoch's mini-batches (with the parameters moving during the epoch);
-          ``valid_loss`` is NaN without ``valid``.
+          ``valid_loss`` is that of the validation (given or held-out) spectra,
+          NaN without any.
         - ``'valid_sad'``: median SAD (dB, ``-10 log10`` of the angle in
           radians) of the fast projection of the validation spectra (NaN without
-          ``valid``).
+          any).
         - ``'phase'``: ``'adam'`` or ``'lbfgs'`` per epoch.
         - ``'best_epoch'``, ``'best_loss'``, ``'stopped_early'``, ``'seconds'``,
           ``'n_evaluations'`` (mini-batch or full-batch gradient evaluations).
@@ -362,7 +378,8 @@ def train(
     ------
     InputError
         For NaN/infinite spectra, mismatched channel counts, fewer than two
-        anchors, an unknown activation or optimizer, or out-of-range settings.
+        anchors, an unknown activation or optimizer, out-of-range settings, or
+        a ``validation_fraction`` that leaves no spectrum to train on.
     InputTypeError
         For non-numeric arrays or wrongly typed settings (also a TypeError).
 
@@ -372,9 +389,12 @@ def train(
     (mean L1 norm of the anchors divided by ``J``) and converted back when the
     model is built, so the returned model works on the spectra as given.
 
-    With the defaults (``max_epochs=9000`` for the Gaussian lines) the median
-    manifold-projection SAD on the Cas A validation spectra is 27-29 dB, in
-    under three minutes per family on two cores (``bench/train_casa.py``).
+    With the defaults and no ``valid``, the median manifold-projection SAD on
+    Cas A spectra never trained nor stopped on is 27-28 dB for the synchrotron
+    and thermal families (at least the authors' models'), but only 22-24 dB for
+    the Gaussian lines, which need more epochs (``max_epochs=9000``, as the
+    authors ran 10x more); see docs/results.md and
+    ``bench/train_casa.py --generalisation``.
     """
     X, A, V = _check_sets(train, anchors, valid)
     J = A.shape[1]
@@ -390,6 +410,8 @@ def train(
     reg_parameter = _positive("reg_parameter", reg_parameter)
     init_scale = _positive("init_scale", init_scale)
     res_factor = real(res_factor, "res_factor", low=0.0)
+    validation_fraction = real(validation_fraction, "validation_fraction", low=0.0,
+                               high=1.0, high_open=True)
 
     spec = _Spec(
         n_features=J,
@@ -401,12 +423,19 @@ def train(
     )
     rng = np.random.default_rng(random_state)
     theta = _init_params(spec, rng, init_scale)
+    X_fit, held = X, np.zeros(0, dtype=np.int64)
+    if V is None and validation_fraction > 0:
+        # a child stream: the weights and batch orders are those of any fraction,
+        # and of train(X[fit], anchors, X[held]) with the same random_state
+        fit_rows, held = split_rows(X, A, validation_fraction, rng.spawn(1)[0])
+        X_fit, V = X[fit_rows], X[held]
+    how = "given" if valid is not None else "held_out" if held.size else "none"
     n_adam = max_epochs if optimizer != "lbfgs" else 0
     n_lbfgs = lbfgs_iter if optimizer != "adam" else 0
 
     from tqdm import tqdm
 
-    state = _Monitor(spec, X, A, V, patience)
+    state = _Monitor(spec, X_fit, A, V, patience)
     t0 = time.perf_counter()
     with tqdm(
         total=n_adam + n_lbfgs,
@@ -420,7 +449,7 @@ def train(
             _run_adam(
                 theta,
                 spec,
-                X,
+                X_fit,
                 A,
                 n_adam,
                 batch_size,
@@ -432,7 +461,7 @@ def train(
             )
         if n_lbfgs:
             state.reset_patience()
-            _run_lbfgs(state.best_theta, spec, X, A, n_lbfgs, state, bar)
+            _run_lbfgs(state.best_theta, spec, X_fit, A, n_lbfgs, state, bar)
     seconds = time.perf_counter() - t0
 
     history = state.history()
@@ -453,7 +482,10 @@ def train(
         "random_state": (
             int(random_state) if isinstance(random_state, (int, np.integer)) else None
         ),
-        "n_train": int(X.shape[0]),
+        "validation": how,
+        "validation_fraction": validation_fraction if how == "held_out" else 0.0,
+        "validation_rows": held.tolist(),
+        "n_train": int(X_fit.shape[0]),
         "n_valid": 0 if V is None else int(V.shape[0]),
         "epochs_run": len(history["epoch"]) - 1,
         "best_epoch": history["best_epoch"],
