@@ -320,19 +320,10 @@ class NearestNeighbourModel:
         The same interface as :meth:`IAEModel.fast_project
         <sgmca_fast.iae.IAEModel.fast_project>`.
 
-        Parameters
-        ----------
-        a : (k, J) or (J,) array_like
-            Spectra to project, one per row.
-
-        Returns
-        -------
-        spectra : (k, J) or (J,) ndarray
-            ``rho * g`` with g the nearest training spectrum.
-        lambdas : (k, 1) or (1,) ndarray
-            Row index of g in the training set (as float).
-        amplitude : (k,) ndarray or float
-            ``rho >= 0``.
+        Takes the spectra ``a``, (k, J) or (J,), one per row, and returns
+        ``(spectra, lambdas, amplitude)``: ``rho * g`` with g the nearest
+        training spectrum, the row index of g in the training set (as float,
+        (k, 1) or (1,)) and ``rho >= 0``.
         """
         arr, single = self._batch(a)
         index, g, rho = self._nearest(arr)

@@ -390,6 +390,7 @@ def write_counts_cube(path, cube: Cube, *, force: bool = False) -> Path:
     Returns
     -------
     pathlib.Path
+        The file written.
     """
     fits = _need_astropy(path)
     if not isinstance(cube, Cube) or cube.header is None or "ELOG" not in (

@@ -47,19 +47,11 @@ from ._workflow_common import Log, estimate_arrays, have_matplotlib, say, write_
 from ._workflow_models import model_file
 from ._workflow_separate import separate_file
 
+# The summary classes and ``jsonable`` are public here, beside the workflows.
 __all__ = [
-    "BinSummary",
-    "DemoSummary",
-    "Evaluation",
-    "ModelInfo",
-    "SeparationSummary",
-    "TrainingSummary",
-    "bin_events",
-    "demo",
-    "evaluate_files",
-    "jsonable",
-    "model_info",
-    "separate_file",
+    "BinSummary", "DemoSummary", "Evaluation", "ModelInfo", "SeparationSummary",
+    "TrainingSummary", "jsonable",
+    "bin_events", "demo", "evaluate_files", "model_info", "separate_file",
     "train_file",
 ]
 
