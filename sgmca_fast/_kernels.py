@@ -240,11 +240,9 @@ def _mad_std(x, n_threads, out):
     n_rows, n_pix = x.shape
     n_tasks, scratch, samples = _task_buffers(n_threads, n_rows, n_pix)
     for task in prange(n_tasks):
-        buf = scratch[task]
-        sample = samples[task]
         for r in range(task, n_rows, n_tasks):
-            med = _median(x[r], 0, 0.0, buf, sample)
-            out[r] = _median(x[r], 1, med, buf, sample) / _MAD_SCALE
+            med = _median(x[r], 0, 0.0, scratch[task], samples[task])
+            out[r] = _median(x[r], 1, med, scratch[task], samples[task]) / _MAD_SCALE
 
 
 @njit(cache=True, parallel=True, fastmath=_FASTMATH)
@@ -280,6 +278,16 @@ def _support_thresholds(x, thr, fraction, min_count, n_threads, out):
             _, out[r] = _order_stat(row, 2, 0.0, n_pix - kval, False, buf, sample)
 
 
+@njit(cache=True, inline="always")
+def _shrink(v, t, hard):
+    """Hard (keep) or soft (shrink by t) thresholding of one coefficient."""
+    if abs(v) <= t:
+        return 0.0
+    if hard:
+        return v
+    return v - t if v > 0.0 else v + t
+
+
 @njit(cache=True, parallel=True, fastmath=_FASTMATH)
 def _threshold(x, thr, prev, kstd, reweight, hard, out):
     """Soft or hard thresholding per row, optionally reweighted by ``prev``.
@@ -303,34 +311,11 @@ def _threshold(x, thr, prev, kstd, reweight, hard, out):
         if reweight and kstd[r] != 0.0:
             inv = 1.0 / kstd[r]
             weights = prev[r]
-            if hard:
-                for p in range(n_pix):
-                    v = row[p]
-                    t = t0 / (abs(weights[p]) * inv + 1.0)
-                    dst[p] = v if abs(v) > t else 0.0
-            else:
-                for p in range(n_pix):
-                    v = row[p]
-                    t = t0 / (abs(weights[p]) * inv + 1.0)
-                    if v > t:
-                        dst[p] = v - t
-                    elif v < -t:
-                        dst[p] = v + t
-                    else:
-                        dst[p] = 0.0
-        elif hard:
             for p in range(n_pix):
-                v = row[p]
-                dst[p] = v if abs(v) > t0 else 0.0
+                dst[p] = _shrink(row[p], t0 / (abs(weights[p]) * inv + 1.0), hard)
         else:
             for p in range(n_pix):
-                v = row[p]
-                if v > t0:
-                    dst[p] = v - t0
-                elif v < -t0:
-                    dst[p] = v + t0
-                else:
-                    dst[p] = 0.0
+                dst[p] = _shrink(row[p], t0, hard)
 
 
 @njit(cache=True, parallel=True, fastmath=_FASTMATH)

@@ -282,12 +282,8 @@ def plot_sources(
         the maps are drawn on sky axes (astropy's WCSAxes), labelled in the
         left column and the bottom row. Without it, or without astropy, plain
         images without ticks.
-    path : str or os.PathLike, optional
-        Save the figure there as PNG.
-    force : bool, optional
-        Overwrite an existing ``path``.
-    title : str, optional
-        Figure title.
+    path, force, title : optional
+        As in :func:`plot_spectra`.
 
     Returns
     -------
@@ -389,12 +385,8 @@ def plot_history(history, *, path=None, force: bool = False, title: str | None =
         ``Separation.history`` (or the result itself): lists ``"stage"``,
         ``"delta_S"``, ``"delta_A"``, ``"cond_A"`` and optionally
         ``"reseeded"`` (semi-blind iteration, column) pairs.
-    path : str or os.PathLike, optional
-        Save the figure there as PNG.
-    force : bool, optional
-        Overwrite an existing ``path``.
-    title : str, optional
-        Figure title.
+    path, force, title : optional
+        As in :func:`plot_spectra`.
 
     Returns
     -------
