@@ -22,6 +22,7 @@ __all__ = [
     "separate",
     "set_num_threads",
     "starlet",
+    "thread_limits",
 ]
 
 # public name -> the module that defines it (a submodule stands for itself)
@@ -35,6 +36,7 @@ _LAZY = {
     "separate": "._solver",
     "set_num_threads": "._config",
     "starlet": ".starlet",
+    "thread_limits": "._config",
 }
 
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from . import _checks, _fixed, _missing, _noisemap, starlet
+from ._config import thread_limits
 from ._sources import SourceStep, unit_columns
 from ._stages import (
     Constraints,
@@ -131,6 +132,7 @@ def _check_A_init(A_init, shape):
     return A_init
 
 
+@thread_limits()
 def separate(
     X,
     n_sources,

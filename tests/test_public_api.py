@@ -42,6 +42,7 @@ def test_top_level_api():
         "separate",
         "set_num_threads",
         "starlet",
+        "thread_limits",
     }
     assert isinstance(sgmca_fast.__version__, str)
 
