@@ -57,6 +57,8 @@ def main(argv=None):
                         help="distance between the two line centres (channels); "
                              "default: both lines drawn at random")
     parser.add_argument("--csv", default=None, help="write one row per run here")
+    parser.add_argument("--methods", nargs="+", default=["GMCA", "sGMCA"],
+                        choices=["GMCA", "sGMCA"])
     parser.add_argument("--subspace", default="none",
                         help="channel subspace: 'none' (full space), 'auto' or a "
                              "rank (separate(subspace=...))")
@@ -73,7 +75,7 @@ def main(argv=None):
     rows = []
     for seed in range(args.first_seed, args.first_seed + args.seeds):
         mix = make_case(casa, seed, args.k, args.snr, args.crop, args.delta)
-        for method in ("GMCA", "sGMCA"):
+        for method in args.methods:
             t0 = time.perf_counter()
             res = sgmca_fast.separate(
                 mix.X, 4, models if method == "sGMCA" else None,
@@ -102,7 +104,7 @@ def main(argv=None):
           f"models = {args.models}, subspace = {args.subspace}, "
           f"{args.seeds} seeds; median [q1, q3]; paper = Table 3 median")
     print(f"{'method':<8}{'metric':<8}{'median':>9}{'q1':>9}{'q3':>9}{'paper':>9}")
-    for method in ("GMCA", "sGMCA"):
+    for method in args.methods:
         sel = [r for r in rows if r["method"] == method]
         for key in METRICS + ["time"]:
             vals = np.array([r[key] for r in sel])

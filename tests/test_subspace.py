@@ -168,3 +168,15 @@ def test_subspace_errors(kwargs, match):
         kwargs["fixed"] = {0: A0[:, 0]}
     with pytest.raises(InputError, match=match):
         separate(X, 3, **kwargs)
+
+
+def test_one_dimensional_data_on_a_subspace():
+    # (J, P) data, 1-D starlet: the rank and the spectra as with images.
+    X, A0, _, sigma = mixture(6, noise=0.02)
+    X = X.reshape(X.shape[0], -1)
+    res = gmca(X, 3, noise_std=sigma, random_state=0, subspace="auto")
+    assert res.subspace["n_signal"] == 3 and res.S.shape == (3, X.shape[1])
+    full = gmca(X, 3, noise_std=sigma, random_state=0)
+    for A in (res.A, full.A):
+        cos = np.abs(A0.T @ A).max(axis=1)
+        assert np.arccos(np.minimum(cos, 1.0)).max() < 0.05
