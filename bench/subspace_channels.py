@@ -4,6 +4,7 @@ Run (from the repository root; time it alone on the machine):
 
     python bench/subspace_channels.py
     python bench/subspace_channels.py --channels 75 300 1000 3000 --solver
+    python bench/subspace_channels.py --casa --repeat 3
 
 For each channel count J, a 64 x 64 mixture of 4 sparse sources with smooth
 positive spectra and per-channel white noise (30 dB) is transformed once (2
@@ -18,6 +19,9 @@ detail scales); then, side by side on the same coefficients:
 and the rank found, the count above the noise floor and the largest principal
 angle (sine) between the two paths' signal directions. ``--solver`` also times
 ``gmca`` with ``subspace=None`` and ``subspace="auto"`` (best of ``--repeat``).
+``--casa`` instead times sGMCA and GMCA on the Cas A mixture of seed 0 (k = 1,
+40 dB, noise given) with ``subspace=None`` and ``"auto"``, interleaved, best of
+``--repeat`` after a warm-up.
 """
 
 import argparse
@@ -61,6 +65,33 @@ def sine_angle(U, V):
     return float(np.linalg.norm(V - U @ (U.T @ V), 2))
 
 
+def casa(repeat):
+    """Time sGMCA and GMCA on Cas A, full space against subspace='auto'."""
+    from casa_separation import make_case
+
+    data = _common.load_casa()
+    models = _common.casa_models("reference")
+    mix = make_case(data, 0, 1.0, 40.0, 0)
+    sgmca_fast.separate(mix.X[:, :48, :48], 4, models, noise_std=mix.noise_std)
+    print(f"{'method':<8}{'none s':>9}{'auto s':>9}{'ratio':>7}{'rank':>6}"
+          f"{'setup none':>12}{'setup auto':>12}")
+    for name, chosen in (("sGMCA", models), ("GMCA", None)):
+        times = {None: [], "auto": []}
+        res = {}
+        for _ in range(repeat):
+            for sub in (None, "auto"):
+                t0 = time.perf_counter()
+                res[sub] = sgmca_fast.separate(mix.X, 4, chosen,
+                                               noise_std=mix.noise_std,
+                                               random_state=0, subspace=sub)
+                times[sub].append(time.perf_counter() - t0)
+        t_none, t_auto = min(times[None]), min(times["auto"])
+        print(f"{name:<8}{t_none:9.2f}{t_auto:9.2f}{t_none / t_auto:7.2f}"
+              f"{res['auto'].subspace['rank']:6d}"
+              f"{res[None].timings['setup']:12.3f}"
+              f"{res['auto'].timings['setup']:12.3f}", flush=True)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--channels", type=int, nargs="+",
@@ -71,8 +102,15 @@ def main(argv=None):
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--solver", action="store_true",
                         help="also time gmca with subspace=None and 'auto'")
+    parser.add_argument("--casa", action="store_true",
+                        help="time Cas A sGMCA and GMCA instead (none vs auto)")
     args = parser.parse_args(argv)
     _common.print_header()
+    if args.casa:
+        print(f"threads {sgmca_fast.get_num_threads()}, Cas A seed 0, best of "
+              f"{args.repeat}")
+        casa(args.repeat)
+        return
     print(f"threads {sgmca_fast.get_num_threads()}, image {args.side}^2, "
           f"{args.sources} sources, {args.snr} dB, best of {args.repeat}")
     head = (f"{'J':>6}{'full s':>9}{'gram s':>9}{'rand s':>9}{'rank':>6}"
