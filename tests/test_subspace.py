@@ -14,15 +14,12 @@ def mixture(seed, J=24, n_src=3, side=64, sigma=None, noise=0.01):
     varying by a factor up to 2 across channels unless ``sigma`` is given).
     """
     rng = np.random.default_rng(seed)
-    S = np.zeros((n_src, side, side))
-    for i in range(n_src):
-        on = rng.random((side, side)) < 0.05
-        S[i][on] = 5.0 * rng.laplace(size=int(on.sum()))
-    ch = np.arange(J)
-    A = np.column_stack([np.exp(-0.5 * ((ch - c) / 3.0) ** 2) + 0.1
-                         for c in rng.uniform(0, J, n_src)])
+    on = rng.random((n_src, side, side)) < 0.05
+    S = np.where(on, 5.0 * rng.laplace(size=on.shape), 0.0)
+    centres = rng.uniform(0, J, n_src)
+    A = np.exp(-0.5 * ((np.arange(J)[:, None] - centres) / 3.0) ** 2) + 0.1
     A /= np.linalg.norm(A, axis=0)
-    X = (A @ S.reshape(n_src, -1)).reshape(J, side, side)
+    X = np.einsum("ji,ihw->jhw", A, S)
     if sigma is None:
         sigma = noise * X.std() * rng.uniform(1.0, 2.0, J)
     X = X + sigma[:, None, None] * rng.standard_normal(X.shape)
