@@ -119,12 +119,13 @@ def _starlet_coefficients(X, nscales):
 def _initial_A(A_init, xx, n_sources, rng, sub=None):
     """Return the user's A or the PCA of the detail coefficients, with unit columns.
 
-    With a subspace ``sub``, the PCA is the whitened one: its leading directions.
+    With a subspace ``sub``, the PCA is computed within it (:meth:`~._subspace.
+    Subspace.pca`).
     """
     if A_init is not None:
         A = A_init
     elif sub is not None:
-        A = sub.lift(np.eye(sub.rank)[:, :n_sources])
+        A = sub.pca(n_sources)
     else:
         A = np.linalg.eigh(xx)[1][:, ::-1][:, :n_sources].copy()
     return unit_columns(A, rng)

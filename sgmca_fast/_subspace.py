@@ -101,6 +101,20 @@ class Subspace:
         """Spectra in J channels ``D V b``: (r, I) -> (J, I)."""
         return self.scale[:, None] * (self.basis @ b)
 
+    def pca(self, n):
+        """Return the plain (unwhitened) PCA start within the subspace, (J, n).
+
+        The top n directions of ``xx`` over span(D V), from the generalized
+        eigenproblem ``(L^T xx L) w = lambda (L^T L) w``, L = D V: the full
+        space's PCA start when the noise is the same in every channel, and
+        close to it otherwise (its leading directions are the signal's).
+        """
+        from scipy.linalg import eigh
+
+        L = self.scale[:, None] * self.basis
+        w = eigh(L.T @ self.xx @ L, L.T @ L)[1]
+        return L @ w[:, ::-1][:, :n]
+
     def summary(self):
         """Return the dict reported in ``Separation.subspace``."""
         return {"rank": self.rank, "n_signal": self.n_signal, "floor": self.floor,

@@ -177,3 +177,14 @@ def test_one_dimensional_data_on_a_subspace():
     for A in (res.A, full.A):
         cos = np.abs(A0.T @ A).max(axis=1)
         assert np.arccos(np.minimum(cos, 1.0)).max() < 0.05
+
+
+def test_pca_start_is_the_full_space_pca():
+    # One noise level: the start within the subspace spans the top directions of
+    # Xd Xd^T (numpy eigh), as the full-space solver's PCA start does.
+    X, _, _, _ = mixture(7, noise=0.02)
+    Xd = details(X)
+    sub = _subspace.reduce(Xd, 6, noise_std=np.full(X.shape[0], 0.3))
+    flat = Xd.reshape(X.shape[0], -1)
+    top = np.linalg.eigh(flat @ flat.T)[1][:, ::-1][:, :3]
+    assert principal_angles(top, sub.pca(3)) < 1e-9
