@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import _checks, _fixed, _missing, _noisemap, starlet
+from . import _checks, _fixed, _missing, _noisemap, _subspace, starlet
 from ._config import thread_limits
 from ._sources import SourceStep, unit_columns
 from ._stages import (
@@ -62,8 +62,9 @@ class Separation:
         was found to duplicate another and restarted from the residual (a lost
         source; see the user guide).
     timings : dict
-        Seconds spent in ``"transform"``, ``"blind"``, ``"semiblind"``, ``"final"``
-        and ``"total"``.
+        Seconds spent in ``"transform"``, ``"setup"`` (``Xd Xd^T``, or finding
+        the channel subspace and projecting the data on it), ``"blind"``,
+        ``"semiblind"``, ``"final"`` and ``"total"``.
     missing : MissingSummary or None
         What was treated as missing (voxels, dropped channels, the pixel box
         fitted); None for complete data.
@@ -77,6 +78,11 @@ class Separation:
     n_sources_estimate : NSourcesEstimate or None
         With ``n_sources="auto"``, the count and its evidence (the whitened
         eigenvalues, the noise floor, one line of text); else None.
+    subspace : dict or None
+        With a channel subspace: ``rank``, ``n_signal`` (whitened eigenvalues
+        above the noise floor, for ``"auto"``), ``floor``, ``method``
+        (``"gram"`` or ``"randomized"``), ``reason`` (one line) and
+        ``singular_values`` of the whitened detail coefficients; else None.
     """
 
     A: np.ndarray
@@ -90,6 +96,7 @@ class Separation:
     fixed: list = field(default_factory=list)
     noise_std: np.ndarray | None = field(default=None, repr=False)
     n_sources_estimate: object = field(default=None, repr=False)
+    subspace: dict | None = field(default=None, repr=False)
 
 
 def _scale_exponent(X):
@@ -110,10 +117,16 @@ def _starlet_coefficients(X, nscales):
     return starlet.forward1d(X, nscales)
 
 
-def _initial_A(A_init, xx, n_sources, rng):
-    """Return the user's A or the PCA of the detail coefficients, with unit columns."""
+def _initial_A(A_init, xx, n_sources, rng, sub=None):
+    """Return the user's A or the PCA of the detail coefficients, with unit columns.
+
+    With a subspace ``sub``, the PCA is computed within it (:meth:`~._subspace.
+    Subspace.pca`).
+    """
     if A_init is not None:
         A = A_init
+    elif sub is not None:
+        A = sub.pca(n_sources)
     else:
         A = np.linalg.eigh(xx)[1][:, ::-1][:, :n_sources].copy()
     return unit_columns(A, rng)
@@ -155,6 +168,7 @@ def separate(
     random_state=None,
     progress=False,
     callback=None,
+    subspace=None,
 ) -> Separation:
     """Separate X = A S + N with sGMCA (GMCA when no model is given).
 
@@ -227,6 +241,17 @@ def separate(
     callback : callable, optional
         Called after each iteration with a dict (``stage``, ``iteration``, ``A``,
         ``delta_S``); a true return value stops the current stage.
+    subspace : None, "auto" or int, optional
+        Iterate on the data projected once on their leading principal channel
+        subspace (:mod:`sgmca_fast._subspace`, docs/solver.md "Channel
+        subspace"): r x P reduced coefficients instead of J x P, with every
+        spectral constraint applied to the full J-channel spectra and the final
+        sources computed from the full data. ``"auto"``: r from the
+        noise-whitened spectrum with a safety margin; an int: that rank
+        (n_sources <= r <= J). None (default): the full space. Complete data
+        only, no per-voxel variance, no fixed spectra; ``"auto"`` needs a noise
+        level (not ``noise_std="mad"``). What was chosen is in
+        ``Separation.subspace``.
 
     Returns
     -------
@@ -241,7 +266,9 @@ def separate(
         fewer channels than sources, a parameter out of range, a model whose
         channel count differs from J, a bad mapping, more modelled sources
         than n_sources (or than ``"auto"`` found), both noise_std and variance,
-        a variance of the wrong shape or not finite and positive.
+        a variance of the wrong shape or not finite and positive, a subspace
+        with missing data, a variance map, fixed spectra or (``"auto"``)
+        ``noise_std="mad"``, a subspace rank out of range.
     InputTypeError
         (also a ``TypeError``) a parameter of the wrong type.
     """
@@ -267,6 +294,8 @@ def separate(
     model_list, counts = _checks.model_list(models, J, n_sources)
     mapped = _checks.mapping_indices(mapping, model_list, counts, n_sources)
     held = _fixed.check(fixed, J, n_sources, sum(counts), mapped)
+    sub_rank = _subspace.check(subspace, J, n_sources, missing=missing is not None,
+                               variance=variance, held=held, noise_std=noise_std)
     noise = _noisemap.noise_plan(X, noise_std, variance, n_sources, missing)
     callback = _checks.callback_or_none(callback)
     rng = _checks.rng(random_state)
@@ -285,18 +314,33 @@ def separate(
     t_transform = time.perf_counter()
 
     scaled = noise.scaled(e)
-    step = SourceStep(Xw, scaled.std, starlet.scale_norms(X.shape[1:], nscales), k,
-                      l1, nonneg_S, scaled.variance_map)
-    xx = Xd @ Xd.T
-    pb = Problem(Xd, xx, step, n_sources, K_max, nonneg_A, rng)
+    norms = starlet.scale_norms(X.shape[1:], nscales)
+    step = SourceStep(Xw, scaled.std, norms, k, l1, nonneg_S, scaled.variance_map)
+    sub = None
+    if sub_rank is None:
+        xx = Xd @ Xd.T
+        pb = Problem(Xd, xx, step, n_sources, K_max, nonneg_A, rng)
+    else:
+        sub = _subspace.reduce(Xw[:, :nscales], sub_rank, noise_std=scaled.std,
+                               n_min=n_sources, image_shape=X.shape[1:],
+                               estimated=noise.origin == "estimated",
+                               random_state=rng)
+        xx = sub.xx
+        pb = _subspace.problem(sub, Xw, step, Problem(None, xx, None, n_sources,
+                                                      K_max, nonneg_A, rng))
+    t_subspace = time.perf_counter()
     if plan is not None:
         pb.missing = _missing.runtime(plan, Xw, X, nscales)
         xx = pb.xx = plan.full_gram(xx)
     pb.held = held
     rec = Recorder(progress, callback)
 
-    A0 = (_initial_A(A_init, xx, n_sources, rng) if held is None
-          else held.initial_A(A_init, xx, n_sources, rng))
+    if sub is not None:
+        A0 = _initial_A(A_init, None, n_sources, rng, sub)
+    elif held is None:
+        A0 = _initial_A(A_init, xx, n_sources, rng)
+    else:
+        A0 = held.initial_A(A_init, xx, n_sources, rng)
     state = blind_stage(pb, A0, rec)
     n_blind = state.n_iter
     t_blind = time.perf_counter()
@@ -327,7 +371,8 @@ def separate(
         history={**rec.history, "reseeded": state.reseeded, "restarted": restarted},
         timings={
             "transform": t_transform - t_start,
-            "blind": t_blind - t_transform,
+            "setup": t_subspace - t_transform,
+            "blind": t_blind - t_subspace,
             "semiblind": t_semi - t_blind,
             "final": t_end - t_semi,
             "total": t_end - t_start,
@@ -336,6 +381,7 @@ def separate(
         fixed=[] if held is None else list(held.index),
         noise_std=noise_used,
         n_sources_estimate=n_estimate,
+        subspace=None if sub is None else sub.summary(),
     )
 
 

@@ -64,6 +64,14 @@ class Problem:
         (J, J) with zero rows for the dropped channels.
     held : _fixed.Held or None
         Spectra held fixed (:mod:`sgmca_fast._fixed`).
+    subspace : _subspace.Subspace or None
+        The channel subspace (:mod:`sgmca_fast._subspace`): ``Xd`` and ``step``
+        are then on the r reduced coordinates, while A keeps its J channels (it
+        is lowered for the source update, the least-squares mixing matrix is
+        lifted) and ``xx`` is J x J.
+    final_step : SourceStep or None
+        The final stage's source update when it differs from ``step`` (the full
+        J-channel data with a subspace); None: ``step``.
     """
 
     Xd: np.ndarray
@@ -75,6 +83,8 @@ class Problem:
     rng: np.random.Generator
     missing: object = None
     held: object = None
+    subspace: object = None
+    final_step: object = None
 
     def detail_shape(self):
         """(I, nscales, P): the shape of the sources' detail coefficients."""
@@ -86,6 +96,8 @@ class Problem:
 
         Returns delta_S, the relative change from the previous sources.
         """
+        if self.subspace is not None:
+            A = self.subspace.lower(A)
         if self.missing is not None:
             A = self.fit_rows(A)
             if self.missing.fill is not None:
@@ -105,6 +117,8 @@ class Problem:
         completed by :meth:`~._missing.Plan.full_rows`.
         """
         Sd = state.detail.reshape(self.n_sources, -1)
+        if self.subspace is not None:
+            return self.subspace.lift(mixing_ls(self.Xd, Sd))
         if self.missing is None and self.held is None:
             return mixing_ls(self.Xd, Sd)
         plan = None if self.missing is None else self.missing.plan
@@ -359,6 +373,10 @@ def final_stage(pb, state):
     A = pb.fit_rows(state.A)
     if pb.missing is not None and pb.missing.fill is not None:
         pb.missing.fill.refresh(pb, A, state, force=True)
+    if pb.final_step is not None:
+        return final_sources(pb.final_step, A, state.detail, state.prev)
+    if pb.subspace is not None:
+        A = pb.subspace.lower(A)
     return final_sources(pb.step, A, state.detail, state.prev)
 
 
