@@ -41,10 +41,13 @@ sgmca_fast.separate(mix.X, 4, models, noise_std=mix.noise_std, random_state=0)
 print(time.perf_counter() - t0)
 """
 
+# products without pause, until the bench that started it is gone
 _COMPETITOR = r"""
+import os
 import numpy as np
+parent = os.getppid()
 a = np.random.default_rng(0).standard_normal((1500, 1500))
-while True:
+while os.getppid() == parent:
     a @ a
 """
 
