@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import _checks, _fixed, _missing, _noisemap, starlet
+from . import _checks, _confidence, _fixed, _missing, _noisemap, starlet
 from ._sources import SourceStep, unit_columns
 from ._stages import (
     Constraints,
@@ -76,6 +76,12 @@ class Separation:
     n_sources_estimate : NSourcesEstimate or None
         With ``n_sources="auto"``, the count and its evidence (the whitened
         eigenvalues, the noise floor, one line of text); else None.
+    confidence : (I,) ndarray or None
+        For each source, a value in [0, 1] from what the solver knows (model
+        fit, near-parallel columns, the noise-limited accuracy of its spectrum,
+        unexplained energy, recovery rules), calibrated as the probability
+        that its SAD is at least 15 dB (docs/solver.md, "Confidence per
+        source"); None from the baselines.
     """
 
     A: np.ndarray
@@ -89,6 +95,7 @@ class Separation:
     fixed: list = field(default_factory=list)
     noise_std: np.ndarray | None = field(default=None, repr=False)
     n_sources_estimate: object = field(default=None, repr=False)
+    confidence: np.ndarray | None = None
 
 
 def _scale_exponent(X):
@@ -310,6 +317,10 @@ def separate(
     rec.close()
 
     S = final_stage(pb, state).reshape((n_sources,) + X.shape[1:])
+    confidence = _confidence.confidence(
+        pb.fit_rows(state.A), S, Xd, nscales, noise_std=scaled.std,
+        model_fit=state.fit,
+        reseeded=state.reseeded, restarted=restarted)
     if e:
         S = np.ldexp(S, e)
     if plan is not None:
@@ -334,6 +345,7 @@ def separate(
         fixed=[] if held is None else list(held.index),
         noise_std=noise_used,
         n_sources_estimate=n_estimate,
+        confidence=confidence,
     )
 
 
