@@ -5,22 +5,14 @@ import json
 
 import numpy as np
 import pytest
+from test_solver import sparse_problem as _solver_problem  # tests/ on the path
 
 from sgmca_fast import _confidence, gmca, starlet
 
 
-def sparse_problem(J=12, n_src=3, size=32, snr_db=40.0, seed=0):
-    """Sources with few non-zero pixels, a random positive A, white noise."""
-    rng = np.random.default_rng(seed)
-    S0 = np.zeros((n_src, size, size))
-    for i in range(n_src):
-        idx = rng.choice(size * size, size=60, replace=False)
-        S0[i].flat[idx] = rng.exponential(1.0, 60) + 0.5
-    A0 = rng.random((J, n_src)) + 0.05
-    A0 /= np.linalg.norm(A0, axis=0)
-    X = np.einsum("ji,ihw->jhw", A0, S0)
-    sigma = np.sqrt(np.mean(X**2) * 10 ** (-snr_db / 10))
-    return X + sigma * rng.standard_normal(X.shape), A0, S0, sigma
+def sparse_problem(seed):
+    """A sparse mixture at 40 dB: X, A0, S0, sigma (tests/test_solver.py)."""
+    return _solver_problem(snr_db=40.0, seed=seed)
 
 
 def details(X, nscales=2):
