@@ -13,8 +13,9 @@ of every estimated source, so the features and the calibration can be redone
 without rerunning the solver. ``features`` rebuilds each mixture from its seed and
 writes one CSV row per estimated source (the features of
 ``sgmca_fast._confidence`` and the true SAD). ``calibrate`` fits the logistic
-combination on seeds 0-14 and reports the ROC AUC of the confidence for
-"source SAD < 15 dB" on the held-out seeds 15-29 and on all.
+combination on seeds 0-14 (``--split parity``: the even seeds) and reports the
+ROC AUC of the confidence for "source SAD < 15 dB" on the held-out seeds (15-29,
+or the odd ones) and on all. ``run --snr 30`` adds draws with more failures.
 """
 
 import argparse
@@ -30,14 +31,17 @@ import sgmca_fast
 from sgmca_fast import _confidence, metrics, starlet
 
 FAIL_DB = 15.0  # a source below this SAD has failed
-CALIBRATION_SEEDS = range(0, 15)  # the rest are held out
+# Seeds the combination is fitted on; the others are held out. "half": seeds 0-14
+# (of 30); "parity": the even seeds (when too few seeds have run for a half).
+SPLITS = {"half": lambda seed: seed < 15, "parity": lambda seed: seed % 2 == 0}
 NSCALES = 2  # separate()'s default
 
 
-def _run_name(k, seed, delta, crop=0):
+def _run_name(k, seed, delta, crop=0, snr=40.0):
     tag = "rand" if delta is None else f"d{delta:g}"
     size = f"_crop{crop}" if crop else ""
-    return f"k{k:g}_{tag}{size}_seed{seed:03d}"
+    level = "" if snr == 40.0 else f"_snr{snr:g}"
+    return f"k{k:g}_{tag}{size}{level}_seed{seed:03d}"
 
 
 def run(args):
@@ -49,7 +53,8 @@ def run(args):
     os.makedirs(folder, exist_ok=True)
     for k in args.k:
         for seed in range(args.first_seed, args.first_seed + args.seeds):
-            path = os.path.join(folder, _run_name(k, seed, args.delta, args.crop)
+            path = os.path.join(folder, _run_name(k, seed, args.delta, args.crop,
+                                          args.snr)
                                 + ".npz")
             if os.path.exists(path):
                 continue
@@ -102,7 +107,7 @@ def features(args):
         for i in range(A.shape[1]):
             rows.append({"k": meta["k"], "seed": meta["seed"],
                          "delta": "rand" if meta["delta"] is None else meta["delta"],
-                         "crop": meta.get("crop", 0),
+                         "crop": meta.get("crop", 0), "snr": meta["snr"],
                          "source": i, "model": meta["mapping"][i],
                          "SAD": f"{sad[i]:.3f}",
                          **{name: f"{feats[name][i]:.6g}" for name in feats},
@@ -150,6 +155,27 @@ def fit_logistic(F, y, ridge=1.0, n_iter=50):
     return theta[0], theta[1:]
 
 
+def fit_signed(F, y, ridge):
+    """:func:`fit_logistic` keeping only features whose weight has the expected sign.
+
+    The expected signs are those of the shipped weights (``_confidence._WEIGHTS``:
+    more confident with a higher noise-limited SAD, less with a larger fit, cos,
+    unexplained energy, density, or a recovery rule acting). A feature that comes
+    out the other way is dropped and the rest refitted: with few failures this
+    keeps the combination monotone instead of fitting the calibration draws' noise.
+    """
+    expected = np.sign(_confidence._WEIGHTS)
+    keep = expected != 0
+    while True:
+        bias, w = fit_logistic(F[:, keep], y, ridge=ridge)
+        weights = np.zeros(F.shape[1])
+        weights[keep] = w
+        wrong = keep & (np.sign(weights) != expected)
+        if not wrong.any():
+            return bias, weights
+        keep &= ~wrong
+
+
 def _read_features(path):
     import csv
 
@@ -166,33 +192,37 @@ def calibrate(args):
     sad = np.array([float(r["SAD"]) for r in rows])
     seed = np.array([int(r["seed"]) for r in rows])
     k = np.array([float(r["k"]) for r in rows])
-    failed = sad < FAIL_DB
-    calib = np.isin(seed, list(CALIBRATION_SEEDS))
+    failed = sad < args.fail_db
+    calib = np.array([SPLITS[args.split](int(v)) for v in seed], dtype=bool)
     centre = np.median(F[calib], axis=0)
     scale = np.std(F[calib], axis=0)
     scale = np.where(scale > 0, scale, 1.0)
-    bias, weights = fit_logistic((F[calib] - centre) / scale,
-                                 (~failed[calib]).astype(float), ridge=args.ridge)
+    bias, weights = fit_signed((F[calib] - centre) / scale,
+                               (~failed[calib]).astype(float), args.ridge)
     conf = _confidence.score(dict(zip(names, F.T, strict=True)), weights, bias,
                              centre, scale)
     shipped = np.array([float(r["confidence"]) for r in rows])
     print(f"features from {os.path.join(args.out, 'features.csv')}; failure = "
-          f"source SAD < {FAIL_DB:g} dB; fitted on seeds "
-          f"{CALIBRATION_SEEDS.start}-{CALIBRATION_SEEDS.stop - 1} (ridge "
-          f"{args.ridge:g})")
+          f"source SAD < {args.fail_db:g} dB; split {args.split!r}: fitted on seeds "
+          f"{sorted(set(seed[calib].tolist()))}, held out "
+          f"{sorted(set(seed[~calib].tolist()))} (ridge {args.ridge:g})")
     print(f"{'set':<28}{'sources':>8}{'failed':>8}{'AUC fit':>9}{'AUC ship':>9}")
-    sets = {"calibration (seeds 0-14)": calib, "held out (seeds 15-29)": ~calib,
-            "all": np.ones_like(calib)}
-    for kv in np.unique(k):
-        sets[f"all, k = {kv:g}"] = k == kv
-        sets[f"held out, k = {kv:g}"] = (k == kv) & ~calib
+    snr = np.array([float(r["snr"]) for r in rows])
+    sets = {"calibration": calib, "held out": ~calib, "all": np.ones_like(calib)}
+    for kv, sv in sorted(set(zip(k.tolist(), snr.tolist(), strict=True))):
+        part = (k == kv) & (snr == sv)
+        sets[f"all, k={kv:g} {sv:g}dB"] = part
+        sets[f"held out, k={kv:g} {sv:g}dB"] = part & ~calib
+    at40 = snr == 40.0
+    sets["all, 40 dB"] = at40
+    sets["held out, 40 dB"] = at40 & ~calib
     for label, sel in sets.items():
         print(f"{label:<28}{sel.sum():8d}{failed[sel].sum():8d}"
               f"{auc(conf[sel], failed[sel]):9.3f}"
               f"{auc(shipped[sel], failed[sel]):9.3f}")
     print("\nsingle features, AUC on all (higher value = more confident):")
     for j, name in enumerate(names):
-        sign = 1.0 if weights[j] >= 0 else -1.0
+        sign = 1.0 if _confidence._WEIGHTS[j] >= 0 else -1.0
         print(f"  {name:<16} {auc(sign * F[:, j], failed):.3f} (sign {sign:+.0f})")
     np.set_printoptions(precision=4, suppress=True)
     print(f"\n_CENTRE = {np.array2string(centre, separator=', ')}")
@@ -219,6 +249,9 @@ def main(argv=None):
     p = sub.add_parser("calibrate", help="fit the combination, report the AUC")
     p.add_argument("--out", default="bench/results/confidence")
     p.add_argument("--ridge", type=float, default=1.0)
+    p.add_argument("--split", choices=sorted(SPLITS), default="half")
+    p.add_argument("--fail-db", type=float, default=FAIL_DB,
+                   help="a source below this SAD (dB) counts as failed")
     args = parser.parse_args(argv)
     {"run": run, "features": features, "calibrate": calibrate}[args.command](args)
 
