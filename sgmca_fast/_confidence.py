@@ -7,9 +7,10 @@ too faint for the noise to let its spectrum be measured, data energy that no
 column explains, a dense map (noise, not a sparse astrophysical source) and a
 recovery rule that had to act. :func:`features` measures these from the result
 only; :func:`confidence` combines them with a logistic function whose weights
-were fitted on the validation protocol of ``bench/confidence.py`` (seeds 0-14,
-docs/results.md, "Confidence per source") to tell a source at SAD >= 15 dB from
-one below. ``docs/solver.md`` ("Confidence per source") gives the definitions.
+were fitted on the validation protocol of ``bench/confidence.py`` (the even seeds,
+label SAD >= 20 dB; docs/results.md, "Confidence per source") and which is judged
+by how it ranks the sources below 15 dB. ``docs/solver.md`` ("Confidence per
+source") gives the definitions.
 """
 
 import numpy as np
@@ -184,7 +185,7 @@ def confidence(A, S, Xd, nscales, **kwargs):
     Returns
     -------
     (I,) ndarray
-        The calibrated probability that the source's spectrum is within 15 dB
-        SAD of the truth (docs/solver.md, "Confidence per source").
+        The fitted probability that the source's SAD is at least 20 dB
+        (docs/solver.md, "Confidence per source").
     """
     return score(features(A, S, Xd, nscales, **kwargs))

@@ -79,9 +79,11 @@ class Separation:
     confidence : (I,) ndarray or None
         For each source, a value in [0, 1] from what the solver knows (model
         fit, near-parallel columns, the noise-limited accuracy of its spectrum,
-        unexplained energy, recovery rules), calibrated as the probability
-        that its SAD is at least 15 dB (docs/solver.md, "Confidence per
-        source"); None from the baselines.
+        unexplained energy, recovery rules), a logistic combination fitted to
+        the probability that its SAD is at least 20 dB on the validation
+        protocol; it ranks sources, a low value flagging a likely failure
+        (docs/solver.md and docs/results.md, "Confidence per source"); None
+        from the baselines.
     """
 
     A: np.ndarray
