@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import _checks, _fixed, _missing, _noisemap, _subspace, starlet
+from . import _checks, _confidence, _fixed, _missing, _noisemap, _subspace, starlet
 from ._config import thread_limits
 from ._sources import SourceStep, unit_columns
 from ._stages import (
@@ -83,6 +83,14 @@ class Separation:
         above the noise floor, for ``"auto"``), ``floor``, ``method``
         (``"gram"`` or ``"randomized"``), ``reason`` (one line) and
         ``singular_values`` of the whitened detail coefficients; else None.
+    confidence : (I,) ndarray or None
+        For each source, a value in [0, 1] from what the solver knows (model
+        fit, near-parallel columns, the noise-limited accuracy of its spectrum,
+        unexplained energy, recovery rules), a logistic combination fitted to
+        the probability that its SAD is at least 20 dB on the validation
+        protocol; it ranks sources, a low value flagging a likely failure
+        (docs/solver.md and docs/results.md, "Confidence per source"); None
+        from the baselines.
     """
 
     A: np.ndarray
@@ -97,6 +105,7 @@ class Separation:
     noise_std: np.ndarray | None = field(default=None, repr=False)
     n_sources_estimate: object = field(default=None, repr=False)
     subspace: dict | None = field(default=None, repr=False)
+    confidence: np.ndarray | None = None
 
 
 def _scale_exponent(X):
@@ -356,6 +365,10 @@ def separate(
     rec.close()
 
     S = final_stage(pb, state).reshape((n_sources,) + X.shape[1:])
+    confidence = _confidence.confidence(
+        pb.fit_rows(state.A), S, Xd, nscales, noise_std=scaled.std,
+        model_fit=state.fit,
+        reseeded=state.reseeded, restarted=restarted)
     if e:
         S = np.ldexp(S, e)
     if plan is not None:
@@ -382,6 +395,7 @@ def separate(
         noise_std=noise_used,
         n_sources_estimate=n_estimate,
         subspace=None if sub is None else sub.summary(),
+        confidence=confidence,
     )
 
 

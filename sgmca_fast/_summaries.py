@@ -156,6 +156,8 @@ class SeparationSummary:
     mapping, model_fit, n_iter, seconds, reseeded
         From the :class:`sgmca_fast.Separation` (``seconds`` is its ``timings``,
         ``reseeded`` its ``history["reseeded"]``).
+    confidence : list of float or None
+        ``Separation.confidence``: per source, in [0, 1].
     outputs : dict of str to pathlib.Path
         Every file written.
     metrics : dict or None
@@ -199,6 +201,7 @@ class SeparationSummary:
     fixed: list = field(default_factory=list)
     spectral_axis: object = None
     notes: list = field(default_factory=list)
+    confidence: list | None = None
 
     def to_dict(self) -> dict:
         """Return the JSON summary (``--json``): everything but ``result``."""
@@ -207,6 +210,7 @@ class SeparationSummary:
             "cube": self.cube, "shape": list(self.shape), "n_sources": self.n_sources,
             "method": self.method, "models": self.models,
             "mapping": self.mapping, "model_fit": self.model_fit,
+            "confidence": self.confidence,
             "n_iter": self.n_iter, "seconds": self.seconds,
             "reseeded": self.reseeded,
             "outputs": {k: str(v) for k, v in self.outputs.items()},

@@ -145,6 +145,12 @@ def _figure_names(result, labels, truth) -> list[str]:
             for i, p in enumerate(perm)]
 
 
+def _confidence_list(result):
+    """``Separation.confidence`` as a list of float (None when not computed)."""
+    conf = getattr(result, "confidence", None)
+    return None if conf is None else [float(c) for c in conf]
+
+
 def _separation_figures(files, result, labels, truth, cube, title_name, force):
     from . import plots
 
@@ -152,6 +158,7 @@ def _separation_figures(files, result, labels, truth, cube, title_name, force):
     A0 = None if truth is None else truth["A"]
     plots.plot_spectra(result.A, A0, names=names, path=files["spectra"],
                        spectral_axis=cube.spectral_axis, force=force,
+                       confidence=getattr(result, "confidence", None),
                        title=f"Spectra of {title_name}")
     if result.S.ndim == 3:
         plots.plot_sources(result.S, None if truth is None else truth["S"],
@@ -344,6 +351,7 @@ def separate_file(cube, out, *, n_sources, models: Sequence[str] = (),
         fixed=[{"source": i, "name": f.name, "file": str(f.path)}
                for i, f in enumerate(held)],
         spectral_axis=data.spectral_axis, notes=list(data.notes),
+        confidence=_confidence_list(result),
     )
     if summary_file:
         write_json(files["summary"], summary.to_json(), force)

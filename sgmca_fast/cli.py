@@ -148,10 +148,13 @@ def _cmd_separate(args) -> int:
           f"{run.n_iter['blind']} blind + {run.n_iter['semiblind']} "
           f"semi-blind iterations, {run.seconds['total']:.1f} s")
     fixed = {f["source"] for f in run.fixed}
-    for i, (m, f) in enumerate(zip(run.mapping, run.model_fit, strict=True)):
+    conf = run.confidence if run.confidence is not None else [None] * run.n_sources
+    for i, (m, f, c) in enumerate(zip(run.mapping, run.model_fit, conf,
+                                      strict=True)):
         fit = "" if f is None else f", model fit {f:.3f}"
+        trust = "" if c is None else f", confidence {c:.2f}"
         what = f"{m} (fixed)" if i in fixed else m or "blind"
-        print(f"  source {i}: {what}{fit}")
+        print(f"  source {i}: {what}{fit}{trust}")
     if run.metrics is not None:
         print(_metrics_table({run.method: run.metrics}))
     print(f"wrote {', '.join(str(p) for p in run.outputs.values())}")

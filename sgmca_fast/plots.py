@@ -105,6 +105,17 @@ def _names(names, n):
     return names
 
 
+def _with_confidence(names, confidence, A, A0):
+    """Panel titles with the confidence of the estimate shown in each panel."""
+    conf = np.asarray(confidence, dtype=np.float64)
+    if conf.shape != (len(names),):
+        raise InputError(f"confidence must have shape ({len(names)},), got "
+                         f"{conf.shape}")
+    if A0 is not None:  # panel i shows the estimate matched to true column i
+        conf = conf[match(np.asarray(A0, dtype=np.float64), A)[2]]
+    return [f"{n}\nconfidence {c:.2f}" for n, c in zip(names, conf, strict=True)]
+
+
 def _abscissa(n_ch, energy, spectral_axis):
     """Return the spectra's x values (J,) and axis label."""
     if energy is not None and spectral_axis is not None:
@@ -133,6 +144,7 @@ def plot_spectra(
     path=None,
     force: bool = False,
     title: str | None = None,
+    confidence=None,
 ):
     """Estimated spectra (solid) against the truth (dashed), with a ratio panel.
 
@@ -158,6 +170,9 @@ def plot_spectra(
         Overwrite an existing ``path``.
     title : str, optional
         Figure title.
+    confidence : (I,) array_like, optional
+        ``Separation.confidence`` of the (first) estimate, in the order of its
+        columns: shown in each panel's title.
 
     Returns
     -------
@@ -167,6 +182,8 @@ def plot_spectra(
     first = next(iter(estimates.values()))
     n_ch, n_src = first.shape
     names = _names(names, n_src)
+    if confidence is not None:
+        names = _with_confidence(names, confidence, first, A0)
     aligned = {k: align(v, None, A0)[0] for k, v in estimates.items()}
     x, xlabel = _abscissa(n_ch, energy, spectral_axis)
     truth = None if A0 is None else np.asarray(A0, dtype=np.float64)
