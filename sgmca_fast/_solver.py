@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import _checks, _fixed, _missing, _noisemap, starlet
+from . import _checks, _fixed, _missing, _noisemap, _poisson, starlet
 from ._sources import SourceStep, unit_columns
 from ._stages import (
     Constraints,
@@ -25,7 +25,15 @@ from ._stages import (
     semiblind_stage,
     skip_semiblind,
 )
-from ._validation import InputError, InputTypeError, boolean, integer, real, real_array
+from ._validation import (
+    InputError,
+    InputTypeError,
+    boolean,
+    choice,
+    integer,
+    real,
+    real_array,
+)
 
 __all__ = ["Separation", "gmca", "separate"]
 
@@ -136,6 +144,7 @@ def separate(
     n_sources,
     models=None,
     *,
+    noise="gaussian",
     noise_std=None,
     variance=None,
     mask=None,
@@ -170,6 +179,14 @@ def separate(
         in ``n_sources_estimate``; with models it must find at least their count.
     models : dict {IAEModel: int} or list of (IAEModel, int), optional
         Spectral models and how many sources follow each. None runs GMCA alone.
+    noise : {"gaussian", "poisson"}, optional
+        The noise law. ``"gaussian"`` (default): Gaussian noise of the given or
+        estimated level. ``"poisson"``: X holds photon counts (non-negative whole
+        numbers, NaN for missing voxels); the solver runs twice with a noise
+        variance that follows the intensity, first the counts smoothed over
+        5 x 5 pixels, then the first run's model ``A S`` (reweighted least
+        squares; docs/solver.md, "Photon counts"). ``noise_std`` and
+        ``variance`` must then be None; ``timings["passes"]`` gives each run.
     noise_std : float, (J,) array_like or "mad", optional
         Standard deviation of the Gaussian noise, one value or one per channel (then
         the least squares are weighted by 1 / sigma_j^2 and the thresholds follow).
@@ -239,10 +256,19 @@ def separate(
         fewer channels than sources, a parameter out of range, a model whose
         channel count differs from J, a bad mapping, more modelled sources
         than n_sources (or than ``"auto"`` found), both noise_std and variance,
-        a variance of the wrong shape or not finite and positive.
+        a variance of the wrong shape or not finite and positive; with
+        ``noise="poisson"``, negative counts or values with a fraction.
     InputTypeError
         (also a ``TypeError``) a parameter of the wrong type.
     """
+    if choice(noise, "noise", ("gaussian", "poisson")) == "poisson":
+        return _poisson.separate_counts(
+            separate, X, n_sources, models, noise_std=noise_std, variance=variance,
+            mask=mask, A_init=A_init, fixed=fixed, nscales=nscales, k=k,
+            K_max=K_max, nonneg_A=nonneg_A, nonneg_S=nonneg_S, l1=l1,
+            mapping=mapping, max_iter_semiblind=max_iter_semiblind,
+            tol_semiblind=tol_semiblind, random_state=random_state,
+            progress=progress, callback=callback)
     t_start = time.perf_counter()
     X, missing = _missing.read(X, mask)
     plan = None if missing is None else _missing.Plan(missing)
