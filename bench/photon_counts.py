@@ -125,10 +125,15 @@ def run_seed(casa, models, seed, photons, passes):
 
 
 def read_rows(paths):
-    rows = []
+    """The rows of the CSV files, a (photons, seed, method) repeated only once."""
+    rows, seen = [], set()
     for path in paths:
         with open(path, newline="") as fh:
-            rows.extend(csv.DictReader(fh))
+            for row in csv.DictReader(fh):
+                key = (float(row["photons"]), row["seed"], row["method"])
+                if key not in seen:
+                    seen.add(key)
+                    rows.append(row)
     return rows
 
 

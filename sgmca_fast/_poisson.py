@@ -38,6 +38,9 @@ significant)."""
 PASSES = 2
 """Solver runs by default: the smoothed counts, then one model reweighting."""
 
+PIXEL_WEIGHTS = False
+"""Divide each pixel by its noise scale (:func:`pixel_scale`) before each pass."""
+
 
 def check_counts(X):
     """Check photon counts for the Poisson solver and return them as float64.
@@ -140,9 +143,25 @@ def model_variance(A, S, floor):
     return np.where(np.isnan(model), floor, np.maximum(model, floor))
 
 
+def pixel_scale(var):
+    """Return each pixel's noise scale: the root of its mean variance over channels.
+
+    Parameters
+    ----------
+    var : (J, H, W) or (J, P) ndarray
+        Variance (counts), positive.
+
+    Returns
+    -------
+    (1, H, W) or (1, P) ndarray
+        ``sqrt(mean_j var)``, to divide the data by (broadcasts over channels).
+    """
+    return np.sqrt(var.mean(axis=0, keepdims=True))
+
+
 def separate_counts(solve, X, n_sources, models=None, *, passes=PASSES,
-                    noise_std=None, variance=None, mask=None, A_init=None,
-                    **kwargs):
+                    pixel_weights=PIXEL_WEIGHTS, noise_std=None, variance=None,
+                    mask=None, A_init=None, **kwargs):
     """Separate a cube of photon counts: the Gaussian solver, reweighted.
 
     Parameters
@@ -159,6 +178,11 @@ def separate_counts(solve, X, n_sources, models=None, *, passes=PASSES,
         Spectral models, as for ``separate``.
     passes : int, optional
         Solver runs (>= 1): 1 is the smoothed-counts variance alone.
+    pixel_weights : bool, optional
+        Run each pass on ``X / w`` with ``w`` each pixel's noise scale
+        (:func:`pixel_scale`; ``X / w = A (S / w)`` keeps the mixing matrix), so
+        that the mixing update, which weights every pixel alike, sees noise of
+        about one level; S is scaled back.
     noise_std, variance
         Must be None: the noise comes from the counts.
     mask : bool array_like of X's shape, optional
@@ -195,8 +219,14 @@ def separate_counts(solve, X, n_sources, models=None, *, passes=PASSES,
     var = smoothed_variance(X, observed)
     seconds, estimate = [], None
     for _ in range(passes):
-        result = solve(X, n_sources, models, variance=var, mask=mask,
-                       A_init=A_init, **kwargs)
+        if pixel_weights:  # X / w = A (S / w): the same A, flatter noise
+            w = pixel_scale(var)
+            result = solve(X / w, n_sources, models, variance=var / w**2,
+                           mask=mask, A_init=A_init, **kwargs)
+            result = replace(result, S=result.S * w)
+        else:
+            result = solve(X, n_sources, models, variance=var, mask=mask,
+                           A_init=A_init, **kwargs)
         seconds.append(result.timings["total"])
         estimate = estimate or result.n_sources_estimate  # "auto": pass 1's
         n_sources = result.A.shape[1]

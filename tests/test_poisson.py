@@ -80,7 +80,7 @@ class FakeSolver:
     def __call__(self, X, n_sources, models, **kwargs):
         from sgmca_fast._solver import Separation
 
-        self.calls.append(kwargs)
+        self.calls.append({**kwargs, "X": X})
         return Separation(A=self.A, S=self.S, mapping=[None] * self.A.shape[1],
                           model_fit=[None] * self.A.shape[1], n_iter={},
                           history={}, timings={"total": 1.5})
@@ -105,6 +105,25 @@ def test_each_pass_reweights_with_the_previous_model():
                                    np.maximum(model, 0.1 * X.mean()))
         assert later["A_init"] is A
     assert res.timings["total"] == 4.5 and res.history["passes"] == 3
+
+
+def test_pixel_weights_divide_each_pixel_by_its_noise_scale():
+    rng = np.random.default_rng(4)
+    A = rng.random((3, 2))
+    S = rng.random((2, 5, 6))
+    X = rng.poisson(4.0, (3, 5, 6)).astype(float)
+    solve = FakeSolver(A, S)
+    res = _poisson.separate_counts(solve, X, 2, None, passes=2, pixel_weights=True)
+    floor = 0.1 * X.mean()
+    var1 = np.maximum(box_mean_loops(X, 5), floor)
+    w1 = np.sqrt(var1.mean(axis=0))  # the root of each pixel's mean variance
+    np.testing.assert_allclose(solve.calls[0]["X"], X / w1)
+    np.testing.assert_allclose(solve.calls[0]["variance"], var1 / w1**2)
+    # pass 2: the model of pass 1, whose S is the solver's S times w1
+    var2 = np.maximum(np.einsum("ji,ihw->jhw", A, S * w1), floor)
+    w2 = np.sqrt(var2.mean(axis=0))
+    np.testing.assert_allclose(solve.calls[1]["variance"], var2 / w2**2)
+    np.testing.assert_allclose(res.S, S * w2)
 
 
 def weighted_ls(A, X, var):
