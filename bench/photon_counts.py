@@ -32,23 +32,30 @@ cube. The seeds are the outer loop, so a cut run has every level.
 import argparse
 import csv
 import time
+from dataclasses import replace
 
 import _common
 import numpy as np
 
 from sgmca_fast import _poisson, datasets, metrics, separate
 
-METHODS = ("poisson1", "poisson2", "poisson3", "gaussian", "GMCA", "oracle",
-           "oracle_ls")
+METHODS = ("poisson1", "poisson2", "poisson3", "poisson1w", "poisson2w",
+           "poisson3w", "gaussian", "GMCA", "oracle", "oracle_ls")
 LABELS = {"poisson1": "poisson, 1 pass", "poisson2": "poisson, 2 passes",
-          "poisson3": "poisson, 3 passes", "gaussian": "sGMCA Gaussian",
+          "poisson3": "poisson, 3 passes", "poisson1w": "pixel-weighted, 1 pass",
+          "poisson2w": "pixel-weighted, 2 passes",
+          "poisson3w": "pixel-weighted, 3 passes", "gaussian": "sGMCA Gaussian",
           "GMCA": "GMCA", "oracle": "oracle (Poisson ML)",
           "oracle_ls": "oracle (least squares)"}
 EM_ITERATIONS = 300
 
 
-def make_counts(casa, seed, photons):
-    """(counts (J, H, W) int64, A0 (J, I), S0 (I, H, W)) of one seed."""
+def make_counts(casa, seed, photons, crop=0):
+    """(counts (J, H, W) int64, A0 (J, I), S0 (I, H, W)) of one seed.
+
+    ``photons`` is the total of the full 346 x 346 cube; ``crop`` keeps its
+    central crop x crop pixels (the same counts per voxel, fewer photons).
+    """
     rng = np.random.default_rng(seed)
     fam = casa.families
     spectra = [fam["sync"]["valid"], fam["thermal"]["valid"], fam["gauss"]["valid"],
@@ -56,7 +63,13 @@ def make_counts(casa, seed, photons):
     mix = datasets.make_mixture(casa.sources, spectra, snr_db=np.inf,
                                 random_state=rng)
     lam = mix.X * (photons / mix.X.sum())
-    return rng.poisson(np.maximum(lam, 0.0)), mix.A0, mix.S0
+    S0 = mix.S0
+    if crop:
+        h, w = lam.shape[1:]
+        box = (slice(None), slice((h - crop) // 2, (h + crop) // 2),
+               slice((w - crop) // 2, (w + crop) // 2))
+        lam, S0 = lam[box], S0[box]
+    return rng.poisson(np.maximum(lam, 0.0)), mix.A0, S0
 
 
 def oracle_spectra(X, S0, iterations=EM_ITERATIONS):
@@ -77,7 +90,7 @@ def oracle_spectra(X, S0, iterations=EM_ITERATIONS):
     return A, ls
 
 
-def _poisson_passes(X, models, seed, passes):
+def _poisson_passes(X, models, seed, passes, pixel_weights=False):
     """sGMCA noise="poisson" with ``passes`` runs; the result after each one."""
     results = []
 
@@ -85,19 +98,25 @@ def _poisson_passes(X, models, seed, passes):
         results.append(separate(*args, **kwargs))
         return results[-1]
 
-    _poisson.separate_counts(solve, X, 4, models, passes=passes, random_state=seed)
+    last = _poisson.separate_counts(solve, X, 4, models, passes=passes,
+                                    pixel_weights=pixel_weights, random_state=seed)
+    if pixel_weights:  # the recorded S are those of X / w: keep A, S of the last
+        results[-1] = replace(last, timings=results[-1].timings)
     return results
 
 
-def run_seed(casa, models, seed, photons, passes):
+def run_seed(casa, models, seed, photons, passes, crop=0, pixel_weights=False):
     """The rows of one seed: every method's SAD, SDR and time.
 
     The poisson rows ``poisson{n}`` are the result after n passes (the default,
     ``_poisson.PASSES``, is what ``separate(..., noise="poisson")`` returns);
     their ``time`` sums the passes.
     """
-    X, A0, S0 = make_counts(casa, seed, photons)
-    sigma = np.sqrt(np.maximum(X.reshape(X.shape[0], -1).mean(axis=1), 1e-12))
+    X, A0, S0 = make_counts(casa, seed, photons, crop)
+    # the Poisson variance of each channel, floored like noise="poisson"'s (a
+    # channel without photons must not get an infinite weight)
+    level = X.reshape(X.shape[0], -1).mean(axis=1)
+    sigma = np.sqrt(np.maximum(level, _poisson.FLOOR * X.mean()))
     rows = []
 
     def record(method, A, S, elapsed):
@@ -112,9 +131,10 @@ def run_seed(casa, models, seed, photons, passes):
         record(method, res.A, res.S, time.perf_counter() - t0)
     t_gauss = rows[0]["time"]
     elapsed = 0.0
-    for n, res in enumerate(_poisson_passes(X, models, seed, passes), 1):
+    for n, res in enumerate(_poisson_passes(X, models, seed, passes,
+                                            pixel_weights), 1):
         elapsed += res.timings["total"]
-        record(f"poisson{n}", res.A, res.S, elapsed)
+        record(f"poisson{n}{'w' if pixel_weights else ''}", res.A, res.S, elapsed)
         rows[-1]["time_ratio"] = elapsed / t_gauss
     t0 = time.perf_counter()
     A_ml, A_ls = oracle_spectra(X, S0)
@@ -204,6 +224,10 @@ def main(argv=None):
                         help="total photons (repeatable; default 1e5 1e6 1e7 1e8)")
     parser.add_argument("--seeds", type=int, default=10)
     parser.add_argument("--first-seed", type=int, default=0)
+    parser.add_argument("--crop", type=int, default=0,
+                        help="central crop (pixels) of the full-size count cube")
+    parser.add_argument("--pixel-weights", action="store_true",
+                        help="poisson passes with pixel weights (X / w)")
     parser.add_argument("--passes", type=int, default=3,
                         help="poisson passes recorded (default 3)")
     parser.add_argument("--csv", default=None, metavar="DIR",
@@ -227,7 +251,8 @@ def main(argv=None):
     levels = args.photons or [1e8, 1e7, 1e6, 1e5]
     for seed in range(args.first_seed, args.first_seed + args.seeds):
         for photons in levels:
-            new = run_seed(casa, models, seed, photons, args.passes)
+            new = run_seed(casa, models, seed, photons, args.passes, args.crop,
+                           args.pixel_weights)
             rows.extend(new)
             print(f"{photons:.0e} seed {seed:3d} " + "  ".join(
                 f"{r['method']} {r['SAD']:6.2f}/{r['SDR']:6.2f} {r['time']:5.1f}s"

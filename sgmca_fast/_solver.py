@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import _checks, _fixed, _missing, _noisemap, _poisson, starlet
+from . import _checks, _fixed, _missing, _noisemap, _poisson, _validation, starlet
 from ._sources import SourceStep, unit_columns
 from ._stages import (
     Constraints,
@@ -25,15 +25,7 @@ from ._stages import (
     semiblind_stage,
     skip_semiblind,
 )
-from ._validation import (
-    InputError,
-    InputTypeError,
-    boolean,
-    choice,
-    integer,
-    real,
-    real_array,
-)
+from ._validation import InputError, InputTypeError, boolean, integer, real, real_array
 
 __all__ = ["Separation", "gmca", "separate"]
 
@@ -144,9 +136,9 @@ def separate(
     n_sources,
     models=None,
     *,
-    noise="gaussian",
     noise_std=None,
     variance=None,
+    noise="gaussian",
     mask=None,
     fixed=None,
     nscales=2,
@@ -179,14 +171,6 @@ def separate(
         in ``n_sources_estimate``; with models it must find at least their count.
     models : dict {IAEModel: int} or list of (IAEModel, int), optional
         Spectral models and how many sources follow each. None runs GMCA alone.
-    noise : {"gaussian", "poisson"}, optional
-        The noise law. ``"gaussian"`` (default): Gaussian noise of the given or
-        estimated level. ``"poisson"``: X holds photon counts (non-negative whole
-        numbers, NaN for missing voxels); the solver runs twice with a noise
-        variance that follows the intensity, first the counts smoothed over
-        5 x 5 pixels, then the first run's model ``A S`` (reweighted least
-        squares; docs/solver.md, "Photon counts"). ``noise_std`` and
-        ``variance`` must then be None; ``timings["passes"]`` gives each run.
     noise_std : float, (J,) array_like or "mad", optional
         Standard deviation of the Gaussian noise, one value or one per channel (then
         the least squares are weighted by 1 / sigma_j^2 and the thresholds follow).
@@ -202,6 +186,14 @@ def separate(
         least squares by each channel's median variance and sets the thresholds
         per pixel: k times ``sqrt(sum_j M_ij^2 v_j(p))`` times the starlet scale
         norm, M the weighted pseudo-inverse.
+    noise : {"gaussian", "poisson"}, optional
+        The noise law. ``"gaussian"`` (default): Gaussian noise of the given or
+        estimated level. ``"poisson"``: X holds photon counts (non-negative whole
+        numbers, NaN for missing voxels); the solver runs twice with a noise
+        variance that follows the intensity, first the counts smoothed over
+        5 x 5 pixels, then the first run's model ``A S`` (reweighted least
+        squares; docs/solver.md, "Photon counts"). ``noise_std`` and
+        ``variance`` must then be None; ``timings["passes"]`` gives each run.
     mask : bool array_like of X's shape, optional
         True where a voxel is missing (with the NaN of X). Whole missing
         channels are dropped, the pixels cropped to the box of the observed
@@ -261,7 +253,7 @@ def separate(
     InputTypeError
         (also a ``TypeError``) a parameter of the wrong type.
     """
-    if choice(noise, "noise", ("gaussian", "poisson")) == "poisson":
+    if _validation.choice(noise, "noise", ("gaussian", "poisson")) == "poisson":
         return _poisson.separate_counts(
             separate, X, n_sources, models, noise_std=noise_std, variance=variance,
             mask=mask, A_init=A_init, fixed=fixed, nscales=nscales, k=k,
