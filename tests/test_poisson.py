@@ -5,10 +5,8 @@ import json
 import numpy as np
 import pytest
 
-from sgmca_fast import _poisson, cli, gmca, metrics, separate
+from sgmca_fast import _poisson, cli, metrics, separate
 from sgmca_fast._validation import InputError
-
-DYN = 3
 
 
 def sad(A0, A):
@@ -28,7 +26,7 @@ def blob_counts(seed, photons=3e4, J=8, n_src=2, size=32):
         for _ in range(6):
             cy, cx = rng.uniform(3, size - 3, 2)
             width = rng.uniform(0.7, 2.0)
-            S0[i] += 10 ** rng.uniform(0, DYN) * np.exp(
+            S0[i] += 10 ** rng.uniform(0, 3) * np.exp(
                 -((yy - cy) ** 2 + (xx - cx) ** 2) / (2 * width**2))
     A0 = rng.random((J, n_src)) ** 2 + 0.02
     A0 /= np.linalg.norm(A0, axis=0)
@@ -148,18 +146,6 @@ def test_second_pass_is_the_weighted_least_squares_of_the_first_model():
                                atol=1e-6 * np.abs(res.S).max())
     np.testing.assert_array_equal(res.A, A0)
     assert len(res.timings["passes"]) == 2
-
-
-def test_poisson_beats_gaussian_on_low_counts():
-    poisson, gaussian = [], []
-    for seed in range(5):
-        X, A0, _ = blob_counts(seed)
-        sigma = np.sqrt(X.reshape(X.shape[0], -1).mean(axis=1))
-        for out, kw in ((poisson, {"noise": "poisson"}),
-                        (gaussian, {"noise_std": sigma})):
-            res = gmca(X, 2, random_state=seed, **kw)
-            out.append(sad(A0, res.A))
-    assert np.median(poisson) > np.median(gaussian) + 3.0, (poisson, gaussian)
 
 
 @pytest.mark.parametrize("X, kwargs, match", [
