@@ -14,7 +14,17 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import _checks, _confidence, _fixed, _missing, _noisemap, _subspace, starlet
+from . import (
+    _checks,
+    _confidence,
+    _fixed,
+    _missing,
+    _noisemap,
+    _poisson,
+    _subspace,
+    _validation,
+    starlet,
+)
 from ._config import thread_limits
 from ._sources import SourceStep, unit_columns
 from ._stages import (
@@ -162,6 +172,7 @@ def separate(
     *,
     noise_std=None,
     variance=None,
+    noise="gaussian",
     mask=None,
     fixed=None,
     nscales=2,
@@ -210,6 +221,14 @@ def separate(
         least squares by each channel's median variance and sets the thresholds
         per pixel: k times ``sqrt(sum_j M_ij^2 v_j(p))`` times the starlet scale
         norm, M the weighted pseudo-inverse.
+    noise : {"gaussian", "poisson"}, optional
+        The noise law. ``"gaussian"`` (default): Gaussian noise of the given or
+        estimated level. ``"poisson"``: X holds photon counts (non-negative whole
+        numbers, NaN for missing voxels); the solver runs twice with a noise
+        variance that follows the intensity, first the counts smoothed over
+        5 x 5 pixels, then the first run's model ``A S`` (reweighted least
+        squares; docs/solver.md, "Photon counts"). ``noise_std`` and
+        ``variance`` must then be None; ``timings["passes"]`` gives each run.
     mask : bool array_like of X's shape, optional
         True where a voxel is missing (with the NaN of X). Whole missing
         channels are dropped, the pixels cropped to the box of the observed
@@ -277,10 +296,19 @@ def separate(
         than n_sources (or than ``"auto"`` found), both noise_std and variance,
         a variance of the wrong shape or not finite and positive, a subspace
         with missing data, a variance map, fixed spectra or (``"auto"``)
-        ``noise_std="mad"``, a subspace rank out of range.
+        ``noise_std="mad"``, a subspace rank out of range; with
+        ``noise="poisson"``, negative counts or values with a fraction.
     InputTypeError
         (also a ``TypeError``) a parameter of the wrong type.
     """
+    if _validation.choice(noise, "noise", ("gaussian", "poisson")) == "poisson":
+        return _poisson.separate_counts(
+            separate, X, n_sources, models, noise_std=noise_std, variance=variance,
+            mask=mask, A_init=A_init, fixed=fixed, nscales=nscales, k=k,
+            K_max=K_max, nonneg_A=nonneg_A, nonneg_S=nonneg_S, l1=l1,
+            mapping=mapping, max_iter_semiblind=max_iter_semiblind,
+            tol_semiblind=tol_semiblind, random_state=random_state,
+            progress=progress, callback=callback, subspace=subspace)
     t_start = time.perf_counter()
     X, missing = _missing.read(X, mask)
     plan = None if missing is None else _missing.Plan(missing)

@@ -18,7 +18,7 @@ import numpy as np
 
 from . import _io
 from ._summaries import SeparationSummary
-from ._validation import InputError, integer
+from ._validation import InputError, choice, integer
 from ._workflow_common import Log, estimate_arrays, have_matplotlib, say, write_json
 from ._workflow_inputs import fill_unknown_variance, read_fixed, read_input_cube
 from ._workflow_models import load_models
@@ -101,9 +101,16 @@ def _check_counts(n, n_channels, n_modelled, n_fixed, path):
                          f"sources but -n is {n}")
 
 
-def _noise_options(cube, noise_std):
+def _noise_options(cube, noise_std, noise="gaussian"):
     """Solver keywords for the noise and the mask, and where the noise came from."""
-    if noise_std is not None:
+    if noise == "poisson":
+        if cube.variance is not None:
+            cube.notes.append(f"--noise poisson: the variance "
+                              f"({cube.variance_source}) is not used")
+        options = {"noise": "poisson"}
+        text = "Poisson, from the counts (--noise poisson)"
+        unknown = False
+    elif noise_std is not None:
         if cube.variance is not None:
             cube.notes.append(f"--noise-std given: the variance "
                               f"({cube.variance_source}) is not used")
@@ -218,8 +225,8 @@ def _parameters(cube_path, method, n, described, fixed, noise_text, cube, option
 
 def separate_file(cube, out, *, n_sources, models: Sequence[str] = (),
                   key: str | None = None, channel_axis: int = 0,
-                  noise_std: float | None = None, mask=None, variance=None,
-                  fixed: Sequence[str] = (), nscales: int = 2,
+                  noise_std: float | None = None, noise: str = "gaussian",
+                  mask=None, variance=None, fixed: Sequence[str] = (), nscales: int = 2,
                   max_iter: int = 50, gmca_only: bool = False, truth=None,
                   fits: bool = False, figures: bool = True, seed: int = 0,
                   summary_file: bool = False, force: bool = False,
@@ -254,6 +261,10 @@ def separate_file(cube, out, *, n_sources, models: Sequence[str] = (),
     noise_std : float, optional
         Noise standard deviation (default: the cube's variance, else estimated
         per channel from the data).
+    noise : {"gaussian", "poisson"}, optional
+        ``"poisson"``: the cube holds photon counts and the solver follows
+        their Poisson variance (``separate(..., noise="poisson")``); then no
+        ``noise_std``, and a variance extension is not used.
     mask : str or os.PathLike, optional
         File of a boolean or integer array of the cube's shape, nonzero where a
         voxel is missing.
@@ -297,6 +308,10 @@ def separate_file(cube, out, *, n_sources, models: Sequence[str] = (),
     n = _n_sources(n_sources)
     if gmca_only and models:
         raise InputError("--gmca-only and --model cannot be used together")
+    if choice(noise, "noise", ("gaussian", "poisson")) == "poisson" and \
+            noise_std is not None:
+        raise InputError("--noise poisson takes the noise from the counts: give no "
+                         "--noise-std")
     figures = figures and have_matplotlib()
     files = _plan_outputs(out, fits, figures, summary_file, force)
 
@@ -308,7 +323,7 @@ def separate_file(cube, out, *, n_sources, models: Sequence[str] = (),
     held = read_fixed(fixed, data)
     _check_counts(n, J, sum(loaded.values()), len(held), cube_path)
     arrays = None if truth is None else _read_truth(truth, data.data.shape, n)
-    noise, noise_text = _noise_options(data, noise_std)
+    noise, noise_text = _noise_options(data, noise_std, noise)
     say(log, f"missing data: {data.missing_info}")
     say(log, f"noise: {noise_text}")
     for note in data.notes:

@@ -130,7 +130,7 @@ def _cmd_separate(args) -> int:
     run = workflows.separate_file(
         args.cube, args.output, n_sources=args.n_sources, models=args.model,
         key=args.key, channel_axis=args.channel_axis, noise_std=args.noise_std,
-        mask=args.mask, variance=args.variance, fixed=args.fixed,
+        noise=args.noise, mask=args.mask, variance=args.variance, fixed=args.fixed,
         nscales=args.nscales, max_iter=args.max_iter, gmca_only=args.gmca_only,
         truth=args.truth, fits=args.fits, figures=not args.no_figures,
         seed=args.seed, summary_file=args.json, force=args.force,
@@ -379,6 +379,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--noise-std", type=_positive_float, default=None, metavar="X",
                    help="noise standard deviation (default: the cube's variance, "
                    "else estimated per channel from the data)")
+    p.add_argument("--noise", choices=("gaussian", "poisson"), default="gaussian",
+                   help="noise law: gaussian (default) or poisson for a cube of "
+                   "photon counts (non-negative integers), whose variance then "
+                   "follows the counts")
     p.add_argument("--mask", metavar="FILE",
                    help="missing voxels: a bool or integer array of the cube's "
                    "shape, nonzero = missing (.npy, .npz or FITS); NaN voxels are "
