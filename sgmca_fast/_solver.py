@@ -265,7 +265,8 @@ def separate(
     model_list, counts = _checks.model_list(models, J, n_sources)
     mapped = _checks.mapping_indices(mapping, model_list, counts, n_sources)
     held = _fixed.check(fixed, J, n_sources, sum(counts), mapped)
-    noise = _noisemap.noise_plan(X, noise_std, variance, n_sources, missing)
+    noise = _noisemap.noise_plan(X, noise_std, variance, n_sources, missing,
+                                 n_estimate)
     callback = _checks.callback_or_none(callback)
     rng = _checks.rng(random_state)
 
