@@ -114,7 +114,7 @@ def check_noise(noise_std, variance, shape):
     return None, var
 
 
-def noise_plan(X, noise_std, variance, n_sources, missing=None):
+def noise_plan(X, noise_std, variance, n_sources, missing=None, estimate=None):
     """Return the :class:`NoisePlan` of checked noise arguments (:func:`check_noise`).
 
     Parameters
@@ -127,6 +127,10 @@ def noise_plan(X, noise_std, variance, n_sources, missing=None):
         The sources' count: their subspace is removed before the noise estimate.
     missing : bool ndarray of X's shape, optional
         True where a voxel is missing: left out of the estimate.
+    estimate : sgmca_fast.noise.NSourcesEstimate, optional
+        The count of ``n_sources="auto"``: when it estimated the noise with
+        ``n_sources`` directions removed (the count settled), that estimate is
+        used rather than made again.
     """
     J = X.shape[0]
     if isinstance(noise_std, str):
@@ -134,6 +138,9 @@ def noise_plan(X, noise_std, variance, n_sources, missing=None):
     if noise_std is not None:
         return NoisePlan(noise_std, None, "given")
     if variance is None:
+        if (estimate is not None and estimate.noise_std is not None
+                and estimate.noise_rank == _rank(n_sources, X, missing)):
+            return NoisePlan(_floored(estimate.noise_std, X), None, "estimated")
         return NoisePlan(estimated_std(X, n_sources, missing), None, "estimated")
     if variance.ndim == 1:
         return NoisePlan(np.sqrt(variance), None, "variance")
@@ -150,13 +157,25 @@ def estimated_std(X, n_sources, missing=None):
     The plain MAD of the finest scale is biased up by the sources' own fine
     structure at high SNR; removing their subspace (``rank``) leaves the noise.
     """
+    rank = _rank(n_sources, X, missing)
     if missing is None:
-        sigma = noise.estimate_noise_std(X, rank=min(int(n_sources), X.shape[0] - 1))
+        sigma = noise.estimate_noise_std(X, rank=rank)
     else:  # dead channels are not fitted: their std stays NaN
         rows = np.flatnonzero(~missing.all(axis=tuple(range(1, X.ndim))))
         sigma = np.full(X.shape[0], np.nan)
-        sigma[rows] = noise.estimate_noise_std(
-            X[rows], mask=missing[rows], rank=min(int(n_sources), len(rows) - 1))
+        sigma[rows] = noise.estimate_noise_std(X[rows], mask=missing[rows], rank=rank)
+    return _floored(sigma, X)
+
+
+def _rank(n_sources, X, missing):
+    """Directions removed before the noise estimate: n_sources, at most J' - 1."""
+    live = X.shape[0] if missing is None else int(
+        np.sum(~missing.all(axis=tuple(range(1, X.ndim)))))
+    return min(int(n_sources), live - 1)
+
+
+def _floored(sigma, X):
+    """Raise each channel's std to at least 1e-6 of the median (finite weights)."""
     level = np.nanmedian(sigma)
     if not level > 0:
         level = float(np.nanstd(X)) or 1.0

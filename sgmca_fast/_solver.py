@@ -333,7 +333,8 @@ def separate(
     held = _fixed.check(fixed, J, n_sources, sum(counts), mapped)
     sub_rank = _subspace.check(subspace, J, n_sources, missing=missing is not None,
                                variance=variance, held=held, noise_std=noise_std)
-    noise = _noisemap.noise_plan(X, noise_std, variance, n_sources, missing)
+    noise = _noisemap.noise_plan(X, noise_std, variance, n_sources, missing,
+                                 n_estimate)
     callback = _checks.callback_or_none(callback)
     rng = _checks.rng(random_state)
 

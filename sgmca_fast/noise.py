@@ -13,6 +13,7 @@ Missing voxels are NaN values of ``X`` or True values of ``mask`` (inf is an err
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import warnings
 from dataclasses import dataclass
@@ -272,6 +273,15 @@ class NSourcesEstimate:
         ``"mp"`` or ``"hysime"``.
     n_channels, n_pixels : int
         J' and P', the channels and pixels used (complete, not dead).
+    noise_std : (J,) ndarray or None
+        With the noise estimated (neither ``noise_std`` nor ``variance`` given):
+        the per-channel std, in the data's units, that the count whitened with
+        (NaN for dead channels); :func:`sgmca_fast.separate` with
+        ``n_sources="auto"`` uses it instead of estimating the noise again.
+        None when the noise was given.
+    noise_rank : int
+        The spectral directions removed before that noise estimate (the
+        ``rank`` of :func:`estimate_noise_std`; 0 for the plain MAD).
     """
 
     n_sources: int
@@ -281,6 +291,8 @@ class NSourcesEstimate:
     method: str
     n_channels: int
     n_pixels: int
+    noise_std: np.ndarray | None = None
+    noise_rank: int = 0
 
 
 def _per_channel(value, name: str, n_channels: int) -> np.ndarray:
@@ -427,7 +439,8 @@ def estimate_n_sources(X, noise_std=None, variance=None, mask=None,
     sigma, rank = plain, 0
     for _ in range(_MAX_ROUNDS):
         std, used = _noise_cube(x, missing, sigma, None)
-        found = _count(x, std, used, count, method, max_sources)
+        found = dataclasses.replace(_count(x, std, used, count, method, max_sources),
+                                    noise_std=sigma, noise_rank=rank)
         if found.n_sources in (rank, 0) or found.n_sources >= np.sum(counts > 0):
             break
         rank = found.n_sources

@@ -1,6 +1,5 @@
 """The scikit-learn-style estimator: same code path as separate, numpy references."""
 
-import inspect
 import pickle
 import subprocess
 import sys
@@ -329,10 +328,6 @@ print(repr(est))
     assert lines[2] == "SGMCA(n_sources=2, noise_std=0.01, k=2.0, random_state=0)"
 
 
-_NOISEMAP = "variance" in inspect.signature(separate).parameters
-
-
-@pytest.mark.skipif(not _NOISEMAP, reason="separate has no variance= yet")
 def test_variance_auto_and_mad_pass_through(mix):
     J = mix.X.shape[0]
     rng = np.random.default_rng(8)

@@ -152,6 +152,27 @@ def test_auto_counts_the_sources(n_src):
     assert gmca(X, 2).n_sources_estimate is None
 
 
+def test_auto_estimates_the_noise_once(monkeypatch):
+    from sgmca_fast import noise
+
+    X, _, sigma = sparse_mixture(J=16, n_src=3, seed=31, snr_db=30.0)
+    # the reference: the noise estimate with the sources' 3 directions removed
+    reference = noise.estimate_noise_std(X, rank=3)
+    calls = []
+    real = noise.estimate_noise_std
+    monkeypatch.setattr(noise, "estimate_noise_std",
+                        lambda *a, **k: calls.append(1) or real(*a, **k))
+    res = gmca(X, "auto", random_state=0)
+    assert res.n_sources_estimate.n_sources == 3
+    assert res.n_sources_estimate.noise_rank == 3
+    assert calls == []  # the count's own estimate is passed on
+    np.testing.assert_allclose(res.noise_std, reference, rtol=1e-12)
+    np.testing.assert_allclose(res.noise_std, sigma.ravel(), rtol=0.15)
+    assert gmca(X, 3, random_state=0).noise_std is not None and calls == [1]
+    given = noise.estimate_n_sources(X, noise_std=float(sigma.ravel()[0]))
+    assert given.noise_std is None and given.noise_rank == 0
+
+
 class _FakeModel:
     def __init__(self, name, n_channels):
         self.name, self.n_channels = name, n_channels
