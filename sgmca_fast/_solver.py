@@ -212,7 +212,9 @@ def separate(
         None (default, with no ``variance``): each channel's std is estimated from
         the data (:func:`sgmca_fast.noise.estimate_noise_std`, the MAD of the
         finest starlet scale with the sources' n_sources spectral directions
-        removed) and used as known. ``"mad"``: no per-channel level; each source's
+        removed) and used as known; for photon counts (non-negative whole numbers,
+        at least 1% of the voxels 0) the Poisson r.m.s. ``sqrt(mean count)`` of
+        each channel instead. ``"mad"``: no per-channel level; each source's
         thresholds come from the MAD of its own coefficients (the former default).
     variance : float, (J,) or X's shape array_like, optional
         Noise variance (units of X squared), instead of ``noise_std``: finite and

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from sgmca_fast import datasets, gmca, metrics, separate, starlet
+from sgmca_fast import datasets, gmca, metrics, noise, separate, starlet
 from sgmca_fast._sources import SourceStep
 
 
@@ -129,6 +129,40 @@ def test_default_estimates_the_per_channel_noise():
     errors = np.abs(np.array(errors))
     # the plain MAD (rank=0) is 18% to 330% too high on these spiky sources
     assert np.median(errors) < 0.03 and errors.max() < 0.15
+
+
+def test_count_cubes_take_the_poisson_std():
+    """Photon counts: each channel's std is sqrt(mean count), not the MAD (which
+    reads 0 here: most finest-scale coefficients are exactly 0)."""
+    rng = np.random.default_rng(5)
+    rate = np.array([0.02, 0.05, 0.2, 1.0, 3.0, 0.0])
+    lam = rate[:, None, None] * (1 + smooth_map(64))[None]
+    X = rng.poisson(lam).astype(float)
+    X[1, :4, :4] = np.nan  # missing voxels are left out of the mean
+    res = gmca(X, 2, nscales=2, max_iter_semiblind=0, random_state=0)
+    mean = np.nanmean(X.reshape(6, -1), axis=1)
+    expected = np.sqrt(np.maximum(mean, 0.1 * np.nanmean(X)))
+    np.testing.assert_allclose(res.noise_std, expected, rtol=1e-12)
+    # the MAD of the finest scale reads a fraction of it
+    assert noise.estimate_noise_std(np.nan_to_num(X))[0] < 0.5 * expected[0]
+
+
+def test_integer_data_without_empty_voxels_are_not_counts():
+    """Detector units with a bias (integers, no zero): the MAD estimate stays."""
+    X, _, _ = sparse_mixture(size=64, sigma=np.full((12, 1, 1), 0.01), seed=6)
+    X = np.round(1000 + 300 * X)  # noise std 3 units
+    res = gmca(X, 3, random_state=0)
+    # rounding adds 1/12 to the variance; sqrt(1000) would be 31.6
+    np.testing.assert_allclose(res.noise_std, np.sqrt(9 + 1 / 12), rtol=0.15)
+
+
+def test_an_empty_channel_gets_the_quietest_level():
+    """An empty channel of a count cube is not exact: no 1e12-times weight."""
+    X, _, _ = sparse_mixture(seed=2)
+    X[5] = 0.0
+    res = gmca(X, 3, random_state=0)
+    others = np.delete(res.noise_std, 5)
+    assert res.noise_std[5] == others.min() and others.min() > 0
 
 
 def test_mad_keeps_the_per_source_estimate():
