@@ -6,6 +6,7 @@ Run (from the repository root, with ../shared/data/casa beside it):
     python bench/photon_counts.py --table bench/results/photons_*.csv
     python bench/photon_counts.py --figure docs/figures/photon_counts.png \
         bench/results/photons_*.csv
+    python bench/photon_counts.py --default-noise --seeds 3
 
 Each seed draws one synchrotron, one thermal and two distinct Gaussian-line
 spectra from the validation splits and mixes the four unit-norm Cas A sources
@@ -169,7 +170,10 @@ def summary(rows):
                 table[level][method] = (
                     float(np.median([float(r["SAD"]) for r in mine])),
                     float(np.median([float(r["SDR"]) for r in mine])), len(mine))
-        ratio = [float(r["time_ratio"]) for r in sel if r["time_ratio"]]
+        # the default pass count, what separate(..., noise="poisson") costs
+        ratio = [float(r["time_ratio"]) for r in sel if r["time_ratio"]
+                 and r["method"] in (f"poisson{_poisson.PASSES}",
+                                     f"poisson{_poisson.PASSES}w")]
         ratios[level] = (float(np.median(ratio)), float(np.max(ratio))) if ratio \
             else None
     return table, ratios
@@ -217,6 +221,25 @@ def draw_figure(rows, path):
     print(f"wrote {path}")
 
 
+def default_noise_check(casa, seeds, levels):
+    """Print how the MAD noise estimate compares with the Poisson r.m.s.
+
+    For each count cube: the median and range over channels of the MAD estimate
+    of the finest starlet scale (``_noisemap.estimated_std``, what the default
+    used before count cubes were recognised) over ``sqrt(mean count)``
+    (``_noisemap.count_std``, the default now), and the fraction of empty voxels.
+    """
+    from sgmca_fast import _noisemap
+
+    for seed in seeds:
+        for photons in levels:
+            X = make_counts(casa, seed, photons)[0].astype(float)
+            ratio = _noisemap.estimated_std(X, 4) / _noisemap.count_std(X)
+            print(f"{photons:.0e} seed {seed:3d} empty voxels {np.mean(X == 0):6.1%} "
+                  f"MAD / Poisson r.m.s.: median {np.median(ratio):.3g} "
+                  f"min {ratio.min():.3g} max {ratio.max():.3g}", flush=True)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("csvs", nargs="*", help="CSV files for --table/--figure")
@@ -235,6 +258,8 @@ def main(argv=None):
     parser.add_argument("--table", action="store_true",
                         help="print the markdown table of the CSV files")
     parser.add_argument("--figure", default=None, help="SAD against photons (PNG)")
+    parser.add_argument("--default-noise", action="store_true",
+                        help="compare the MAD noise estimate with sqrt(mean count)")
     args = parser.parse_args(argv)
     if args.table or args.figure:
         rows = read_rows(args.csvs)
@@ -249,6 +274,10 @@ def main(argv=None):
     models = _common.casa_models("reference")
     rows = []
     levels = args.photons or [1e8, 1e7, 1e6, 1e5]
+    if args.default_noise:
+        seeds = range(args.first_seed, args.first_seed + args.seeds)
+        default_noise_check(casa, seeds, levels)
+        return
     for seed in range(args.first_seed, args.first_seed + args.seeds):
         for photons in levels:
             new = run_seed(casa, models, seed, photons, args.passes, args.crop,
