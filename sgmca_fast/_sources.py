@@ -152,11 +152,21 @@ class SourceStep:
         M = self.pinv(A)
         J, _, P = self.Xw.shape
         np.matmul(M, self.Xw[:, :ns].reshape(J, ns * P), out=out.reshape(-1, ns * P))
+        self.threshold(M, out, K, prev_detail)
+        return M
+
+    def threshold(self, M, out, K, prev_detail):
+        """Threshold least-squares detail coefficients ``out`` (I, nscales, P).
+
+        ``out`` holds ``M Xd`` (made here, or streamed: :mod:`sgmca_fast.
+        _stream`); it is thresholded in place as :meth:`__call__` does.
+        """
+        P = out.shape[-1]
         rows = out.reshape(-1, P)  # (I * nscales, P), a view
         if self.variance_map is not None:
             map_thresholds(self, M, rows, K,
                            None if prev_detail is None else prev_detail.reshape(-1, P))
-            return M
+            return
         if self.noise is not None:
             row_std = np.sqrt((M**2) @ self.noise**2)
             kstd = self.k * (row_std[:, None] * self.norms[None, :]).ravel()
@@ -172,14 +182,17 @@ class SourceStep:
             hard=not self.l1,
             out=rows,
         )
-        return M
 
-    def full(self, M, detail):
-        """All planes (I, nscales + 1, P): thresholded details plus the coarse plane."""
-        J, nplanes, P = self.Xw.shape
-        full = np.empty((M.shape[0], nplanes, P))
+    def full(self, M, detail, coarse=None):
+        """All planes (I, nscales + 1, P): thresholded details plus the coarse plane.
+
+        ``coarse`` (I, P): the sources' coarse plane when it is known (streamed);
+        None: ``M`` times the data's.
+        """
+        n, ns, P = detail.shape
+        full = np.empty((n, ns + 1, P))
         full[:, :-1] = detail
-        full[:, -1] = M @ self.Xw[:, -1]
+        full[:, -1] = M @ self.Xw[:, -1] if coarse is None else coarse
         if self.nonneg_S:
             _kernels.nonneg_sources(full)
         return full

@@ -241,14 +241,46 @@ def _refine_low_rank(x, missing, sigma, rank, kind, n_iter=10, tol=2e-3):
         fit = _low_rank_fit(white, rank)[0].reshape(xs.shape) * s.reshape(shape_j)
         filled = np.where(miss, fit, xs)
         w0, usable, norm = _finest_scale(filled, miss, kind)
-        white_w0 = w0.reshape(s.size, -1) / (s[:, None] * norm)
-        fit_w0, leverage = _low_rank_fit(white_w0, rank)
-        resid = (white_w0 - fit_w0).reshape(w0.shape)
-        factor = _mad(resid, usable, slice(None)) / np.sqrt(1 - leverage)
+        factor = _refine_factor(w0, usable, s, norm, rank)
         s = s * factor
         if np.max(np.abs(factor - 1)) < tol:
             break
     out = sigma.copy()  # NaN and zero channels as they were
+    out[live] = s
+    return out
+
+
+def _refine_factor(w0, usable, s, norm, rank) -> np.ndarray:
+    """One round of the low-rank refinement: the factor on each channel's std.
+
+    ``w0`` (J, ...) the finest-scale coefficients of the live channels, ``usable``
+    their usable entries (same shape), ``s`` (J,) the current std, ``norm`` the
+    scale's noise norm: the MAD of the whitened coefficients with their top
+    ``rank`` directions removed, divided by sqrt(1 - leverage).
+    """
+    white_w0 = w0.reshape(s.size, -1) / (s[:, None] * norm)
+    fit_w0, leverage = _low_rank_fit(white_w0, rank)
+    resid = (white_w0 - fit_w0).reshape(usable.shape)
+    return _mad(resid, usable, slice(None)) / np.sqrt(1 - leverage)
+
+
+def _refine_fixed(w0, usable, sigma, norm, rank, n_iter=10, tol=2e-3):
+    """:func:`_refine_low_rank` for complete data from their finest scale ``w0``.
+
+    Without missing voxels the finest scale does not change between rounds, so
+    the refinement needs only ``w0`` (J, n) and its usable entries (J, n): all
+    the coefficients, or a subset of pixels (what a streamed pass keeps).
+    """
+    live = sigma > 0  # False for NaN
+    if live.sum() <= rank:
+        return sigma
+    s = sigma[live].copy()
+    for _ in range(n_iter):
+        factor = _refine_factor(w0[live], usable[live], s, norm, rank)
+        s = s * factor
+        if np.max(np.abs(factor - 1)) < tol:
+            break
+    out = sigma.copy()
     out[live] = s
     return out
 
