@@ -57,7 +57,7 @@ BLOCK_BYTES = 256 * 2**20
 # Bytes of finest-scale coefficients kept for the low-rank noise refinement: all
 # of them when they fit (then the estimate is the in-memory one), else evenly
 # spaced pixel rows.
-REFINE_BYTES = 128 * 2**20
+REFINE_BYTES = 256 * 2**20
 _SAFE_EXPONENT = 100  # as sgmca_fast._solver: data scaled by 2**-e beyond 2**+-100
 _BORDER = 2  # finest-scale coefficients this close to the border are not used
 
@@ -137,11 +137,12 @@ class Cube:
         """(read, keep) slices of strips along axis 1 with ``halo`` rows each side.
 
         ``read`` is the index of the block read (all channels), ``keep`` the
-        slice of its rows that belong to the strip.
+        slice of its rows that belong to the strip: ``halo`` rows at least, so
+        that at most two thirds of what is read is halo.
         """
         n = self.shape[1]
         row = 8 * planes * self.J * (self.P // n)
-        height = max(1, BLOCK_BYTES // row - 2 * halo)
+        height = max(halo, 1, BLOCK_BYTES // row - 2 * halo)
         out = []
         for a in range(0, n, height):
             b = min(a + height, n)
@@ -363,6 +364,9 @@ def _noise(c, survey, J):
     if c["variance"] is not None:
         return np.sqrt(c["variance"]), "variance"
     rank = min(c["n_sources"], J - 1)
+    # All rows kept: the in-memory estimate. A subset of rows: its relative error
+    # is about 1.3 / sqrt(coefficients kept per channel) (noise._MAD_SPREAD); the
+    # plain MAD of all rows is no better a start (biased by the sources).
     sigma = _refine_fixed(survey["kept"], survey["usable"], survey["sigma"],
                           survey["norm0"], rank)
     # as _noisemap's floor: finite weights for a noise-free or quantised channel
