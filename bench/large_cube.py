@@ -5,8 +5,9 @@ Writes a synthetic float32 cube as .npy (never held whole: channel by channel in
 memory-mapped file in a child process (``python bench/large_cube.py run``) and
 reports the child's wall time and peak RSS (its own ``resource.getrusage(
 RUSAGE_SELF).ru_maxrss`` at the end, imports included) and the accuracy against
-the truth, computed here after the child ended. With 75 channels the cube is the built-in X-ray mixture (the demo's four
-sources at any size, the demo's spectra) separated with sGMCA and the built-in
+the truth, computed here after the child ended. With 75 channels the cube is
+the built-in X-ray mixture (the demo's four sources at any size, the demo's
+spectra) separated with sGMCA and the built-in
 models; with another channel count the spectra are smooth random bumps and the
 run is GMCA. ``--in-memory`` runs the same separation on the array read into memory
 (``subspace="auto"``) in a second child, for comparison.
