@@ -215,3 +215,45 @@ def test_data_are_read_in_bounded_blocks(cube, small_blocks, monkeypatch):
     assert max(sizes) < X.nbytes / 3
     # pass 1, the Gram strips (with their halo), the projection and the final pass
     assert sum(sizes) >= 4 * X.nbytes
+
+
+def test_read_cube_memory_maps_npy_and_fits(cube, tmp_path):
+    from sgmca_fast import _io
+
+    X = cube[0].astype(np.float32)
+    np.save(tmp_path / "x.npy", np.moveaxis(X, 0, -1))  # channels last
+    got = _io.read_cube(tmp_path / "x.npy", channel_axis=-1, mmap=True)
+    assert isinstance(got, np.memmap) and got.dtype == np.float32
+    np.testing.assert_array_equal(got, X)
+    fits = pytest.importorskip("astropy.io.fits")
+    fits.PrimaryHDU(X).writeto(tmp_path / "x.fits")
+    got = _io.read_cube(tmp_path / "x.fits", mmap=True)
+    assert not got.flags.owndata and got.dtype.kind == "f"
+    np.testing.assert_array_equal(got, X)
+
+
+@pytest.mark.parametrize("suffix", [".npy", ".fits"])
+def test_separate_file_streams_big_complete_cubes(cube, tmp_path, monkeypatch,
+                                                  suffix):
+    from sgmca_fast import _workflow_separate, workflows
+
+    X = cube[0]
+    path = tmp_path / f"x{suffix}"
+    if suffix == ".npy":
+        np.save(path, X)
+    else:
+        pytest.importorskip("astropy.io.fits").PrimaryHDU(X).writeto(path)
+    monkeypatch.setattr(_workflow_separate, "STREAM_BYTES", 0)  # every file is big
+    lines = []
+    run = workflows.separate_file(path, tmp_path / "out", n_sources=3,
+                                  figures=False, log=lines.append)
+    assert "cube: streamed in blocks, not read into memory" in lines
+    ref = separate(X, 3, stream=True, random_state=0)
+    _compare(ref, run.result, rtol=1e-12)
+    X[0, 0, 0] = np.nan  # missing data: read into memory, not streamed
+    np.save(tmp_path / "nan.npy", X)
+    lines = []
+    run = workflows.separate_file(tmp_path / "nan.npy", tmp_path / "out2",
+                                  n_sources=3, figures=False, log=lines.append)
+    assert not any("streamed" in line for line in lines)
+    assert run.result.missing is not None
