@@ -306,7 +306,7 @@ def read_cube(path, key: str | None = None, channel_axis: int = 0, *,
 
 
 def _mapped(path: Path, key: str | None, kind: str) -> np.ndarray:
-    """The memory-mapped array of a .npy or FITS file, its dtype checked."""
+    """Return the memory-mapped array of a .npy or FITS file, its dtype checked."""
     if kind == "npy":
         if key is not None:
             raise InputError(f"{path}: a .npy file holds one array; key is not used")
