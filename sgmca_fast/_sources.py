@@ -124,11 +124,16 @@ class SourceStep:
         Per-voxel noise variance: the thresholds are then set per pixel from it
         (:func:`~sgmca_fast._noisemap.map_thresholds`); ``noise`` still weights
         the least squares.
+    coarse : bool, optional
+        False: Xw holds the detail planes only, (J, nscales, P) (the iterations
+        never read the coarse plane; :meth:`full` then needs it given).
     """
 
-    def __init__(self, Xw, noise, norms, k, l1, nonneg_S, variance_map=None):
+    def __init__(self, Xw, noise, norms, k, l1, nonneg_S, variance_map=None,
+                 coarse=True):
         self.Xw = Xw
-        self.nscales = Xw.shape[1] - 1
+        self.coarse = coarse
+        self.nscales = Xw.shape[1] - (1 if coarse else 0)
         self.noise = noise
         self.weights = None if noise is None else 1.0 / noise**2
         self.norms = norms[: self.nscales]
@@ -189,6 +194,8 @@ class SourceStep:
         ``coarse`` (I, P): the sources' coarse plane when it is known (streamed);
         None: ``M`` times the data's.
         """
+        if coarse is None and not self.coarse:
+            raise ValueError("this source update has no coarse plane: give it")
         n, ns, P = detail.shape
         full = np.empty((n, ns + 1, P))
         full[:, :-1] = detail

@@ -57,9 +57,10 @@ BLOCK_BYTES = 256 * 2**20
 # Bytes of finest-scale coefficients kept for the low-rank noise refinement: all
 # of them when they fit (then the estimate is the in-memory one), else evenly
 # spaced pixel rows.
-REFINE_BYTES = 256 * 2**20
+REFINE_BYTES = 128 * 2**20
 _SAFE_EXPONENT = 100  # as sgmca_fast._solver: data scaled by 2**-e beyond 2**+-100
 _BORDER = 2  # finest-scale coefficients this close to the border are not used
+_COLUMNS = 2**16  # columns of one product added into a running sum
 
 
 class OnDisk:
@@ -153,9 +154,10 @@ class Cube:
     def run(self, func, blocks, args, combine):
         """Apply ``func(block, *args(i))`` to each block and combine the results.
 
-        ``combine``: ``"sum"`` (added up) or ``"list"``. With a dask array each
-        call is a task on the active scheduler; else the blocks are read one at a
-        time.
+        ``combine``: ``"sum"`` (added up; ``func`` then takes ``out=``, the
+        running sum it adds to, or None) or ``"list"``. With a dask array each
+        call is a task on the active scheduler and the partial sums are added in
+        a tree; else the blocks are read one at a time.
         """
         if self.dask:
             import dask
@@ -171,13 +173,10 @@ class Cube:
             return list(dask.compute(*tasks))
         total, out = None, []
         for i, b in enumerate(blocks):
-            r = func(self.read(b), *args(i))
             if combine == "list":
-                out.append(r)
-            elif total is None:
-                total = r
-            else:
-                total += r
+                out.append(func(self.read(b), *args(i)))
+            else:  # added into the first result in place: one copy, no temporary
+                total = func(self.read(b), *args(i), out=total)
         return total if combine == "sum" else out
 
 
@@ -221,19 +220,30 @@ def _survey_block(x, nscales, rows, norm0):
     return top, True, sigma, kept, energy, energy_exp, detail_top
 
 
-def _gram_strip(x, nscales, keep, e):
+def _add_product(out, W, x):
+    """``out += W x`` (m, n) in column chunks: no (m, n) temporary."""
+    if out is None:
+        out = np.zeros((W.shape[0], x.shape[1]))
+    step = _COLUMNS
+    for c in range(0, x.shape[1], step):
+        out[:, c:c + step] += W @ x[:, c:c + step]
+    return out
+
+
+def _gram_strip(x, nscales, keep, e, out=None):
     """``Xd Xd^T`` (J, J) of a strip x (J, rows + halo, ...), its ``keep`` rows."""
     w = _transform(np.ldexp(x, -e), nscales)
     J = x.shape[0]
     d = w[:, :nscales].reshape((J, nscales) + x.shape[1:])[:, :, keep]
     d = d.reshape(J, -1)
-    return d @ d.T
+    return d @ d.T if out is None else np.add(out, d @ d.T, out=out)
 
 
-def _sketch_left(x, nscales, scale, Q, e):
+def _sketch_left(x, nscales, scale, Q, e, out=None):
     """``Y_b^T Q_b`` (nscales P, k) of a channel block, ``Y = D^-1 Xd``."""
     d = _transform(np.ldexp(x, -e), nscales)[:, :nscales].reshape(x.shape[0], -1)
-    return d.T @ (Q / scale[:, None])
+    part = d.T @ (Q / scale[:, None])
+    return part if out is None else np.add(out, part, out=out)
 
 
 def _sketch_right(x, nscales, scale, T, e):
@@ -242,15 +252,20 @@ def _sketch_right(x, nscales, scale, T, e):
     return (d @ T) / scale[:, None]
 
 
-def _project_block(x, nscales, W, e):
-    """``W_b Xw_b`` (r, nscales + 1, P) of a channel block, W_b (r, b)."""
-    w = _transform(np.ldexp(x, -e), nscales)
-    return np.tensordot(W, w, axes=(1, 0))
+def _project_block(x, nscales, W, e, out=None):
+    """``W_b Xd_b`` (r, nscales, P) of a channel block, W_b (r, b), into out.
+
+    The detail planes only: the iterations never read the coarse plane, and
+    the final stage takes its own from the data.
+    """
+    w = _transform(np.ldexp(x, -e), nscales)[:, :nscales].reshape(x.shape[0], -1)
+    flat = None if out is None else out.reshape(W.shape[0], -1)
+    return _add_product(flat, W, w).reshape((W.shape[0], nscales, -1))
 
 
-def _mix_block(x, M, e):
+def _mix_block(x, M, e, out=None):
     """``M_b X_b`` (m, P) of a channel block in the pixel domain, M_b (m, b)."""
-    return M @ np.ldexp(x, -e).reshape(x.shape[0], -1)
+    return _add_product(out, M, np.ldexp(x, -e).reshape(x.shape[0], -1))
 
 
 class _Details:
@@ -382,14 +397,19 @@ def _final(cube, c, A, sigma, state, nscales, e, energy):
     stack = np.vstack([M, Q.T])  # (2I, J)
     blocks = cube.channel_blocks(1)
     Y = cube.run(_mix_block, blocks, lambda i: (stack[:, blocks[i]], e), "sum")
-    Yw = _transform(Y.reshape((2 * n,) + cube.pixel_shape), nscales)
-    off = energy - float(np.sum(Yw[n:, :nscales] ** 2))
-    step = SourceStep(Yw[:n], sigma, starlet.scale_norms(cube.pixel_shape, nscales),
+    Y = Y.reshape((2 * n,) + cube.pixel_shape)
+    # one transform at a time: (n, nscales + 1, P) is the largest array here
+    off = energy - float(np.sum(_transform(Y[n:], nscales)[:, :nscales] ** 2))
+    Yw = _transform(Y[:n], nscales)
+    del Y
+    step = SourceStep(Yw, sigma, starlet.scale_norms(cube.pixel_shape, nscales),
                       c["k"], c["l1"], c["nonneg_S"])
     out = state.prev
-    out[...] = Yw[:n, :nscales]
+    out[...] = Yw[:, :nscales]
     step.threshold(M, out, 1.0, state.detail)
-    full = step.full(M, out, coarse=Yw[:n, -1])
+    state.detail = state.prev = None  # the reweighting's last use
+    full = step.full(M, out, coarse=Yw[:, -1])
+    del Yw, out
     return starlet.inverse(full, axis=1), off
 
 
@@ -432,6 +452,7 @@ def separate(result_type, X, n_sources, models=None, **kw):
     survey = _survey(cube, ns)
     _checks.detail_energy(np.array([survey["detail_top"]]), np.array([survey["top"]]))
     sigma, origin = _noise(c, survey, cube.J)
+    del survey["kept"]
     e = math.frexp(survey["top"])[1]
     e = e if abs(e) > _SAFE_EXPONENT else 0
     scaled = np.ldexp(sigma, -e)
@@ -444,12 +465,13 @@ def separate(result_type, X, n_sources, models=None, **kw):
         random_state=rng)
     W = (sub.basis / sub.scale[:, None]).T  # lower(): V^T D^-1, (r, J)
     blocks = cube.channel_blocks(ns + 2)
-    Zw = cube.run(_project_block, blocks, lambda i: (ns, W[:, blocks[i]], e), "sum")
+    Zd = cube.run(_project_block, blocks, lambda i: (ns, W[:, blocks[i]], e), "sum")
     norms = starlet.scale_norms(cube.pixel_shape, ns)
-    like = SourceStep(Zw, scaled, norms, c["k"], c["l1"], c["nonneg_S"])  # settings
-    pb = _subspace.reduced_problem(sub, Zw, like, Problem(
+    like = SourceStep(Zd, scaled, norms, c["k"], c["l1"], c["nonneg_S"],
+                      coarse=False)  # the settings of the reduced update
+    pb = _subspace.reduced_problem(sub, Zd, like, Problem(
         None, sub.xx, None, n, c["K_max"], c["nonneg_A"], rng))
-    del Zw, like
+    del Zd, like
     t2 = time.perf_counter()
 
     rec = Recorder(c["progress"], c["callback"])

@@ -411,19 +411,21 @@ def reduced_problem(sub, Zw, like, template, final_step=None):
     Parameters
     ----------
     sub : Subspace
-    Zw : (r, nscales + 1, P) ndarray
-        ``sub.lower`` of the data's starlet coefficients.
+    Zw : (r, nscales + 1, P) or (r, nscales, P) ndarray
+        ``sub.lower`` of the data's starlet coefficients, or of their detail
+        planes only (the iterations do not read the coarse plane).
     like : SourceStep
-        The full data's source update: its settings (a noise level or not, the
-        scale norms, k, l1, nonneg_S) are the reduced one's.
+        The full data's source update: its settings (a noise level or not,
+        nscales, the scale norms, k, l1, nonneg_S) are the reduced one's.
     template : Problem
         As :func:`problem`.
     final_step : SourceStep, optional
         The final stage's source update (None: the reduced one).
     """
-    nscales = Zw.shape[1] - 1
+    nscales = like.nscales
     unit = None if like.noise is None else np.ones(sub.rank)
-    step = SourceStep(Zw, unit, like.norms, like.k, like.l1, like.nonneg_S)
+    step = SourceStep(Zw, unit, like.norms, like.k, like.l1, like.nonneg_S,
+                      coarse=Zw.shape[1] > nscales)
     Zd = Zw[:, :nscales].reshape(sub.rank, -1)
     return dataclasses.replace(template, Xd=Zd, step=step, subspace=sub,
                                final_step=final_step)

@@ -78,8 +78,8 @@ def test_projection_matches_lower(cube, small_blocks):
     assert len(blocks) > 2
     Zw = c.run(_stream._project_block, blocks, lambda i: (2, W[:, blocks[i]], 0),
                "sum")
-    Xw = starlet.forward(X, 2).reshape(24, 3, -1)
-    np.testing.assert_allclose(Zw, sub.lower(Xw), rtol=1e-11, atol=1e-12)
+    Xd = starlet.forward(X, 2).reshape(24, 3, -1)[:, :2]
+    np.testing.assert_allclose(Zw, sub.lower(Xd), rtol=1e-11, atol=1e-12)
 
 
 def _compare(full, streamed, rtol=1e-9):
