@@ -257,3 +257,13 @@ def test_separate_file_streams_big_complete_cubes(cube, tmp_path, monkeypatch,
                                   n_sources=3, figures=False, log=lines.append)
     assert not any("streamed" in line for line in lines)
     assert run.result.missing is not None
+
+
+def test_noise_refinement_by_lanczos_equals_eigh(cube, monkeypatch):
+    """Above _EIGH_MAX channels the top directions come from eigsh: same std."""
+    X = cube[0]
+    survey = _stream._survey(_stream.Cube(X), 2)
+    args = (survey["kept"], survey["usable"], survey["sigma"], survey["norm0"], 3)
+    exact = noise._refine_fixed(*args)
+    monkeypatch.setattr(noise, "_EIGH_MAX", 5)
+    np.testing.assert_allclose(noise._refine_fixed(*args), exact, rtol=1e-9)
