@@ -369,7 +369,9 @@ def _survey(cube, nscales):
                 usable=np.broadcast_to(inner[rows].reshape(1, -1),
                                        (cube.J, rows.size * per_row)),
                 energy=(energy, ex), detail_top=max(p[6] for p in parts),
-                norm0=norm0)
+                norm0=norm0,
+                # behind the refined estimate: a subset of rows is a wider floor
+                count=cube.P if rows.size == n else int(inner[rows].sum()))
 
 
 def _noise(c, survey, J):
@@ -462,7 +464,7 @@ def separate(result_type, X, n_sources, models=None, **kw):
     sub = _subspace.reduce_data(
         _Details(cube, ns, e), (cube.J, ns, cube.P), c["rank"], noise_std=scaled,
         n_min=n, image_shape=cube.pixel_shape, estimated=origin == "estimated",
-        random_state=rng)
+        random_state=rng, count=survey["count"])
     W = (sub.basis / sub.scale[:, None]).T  # lower(): V^T D^-1, (r, J)
     blocks = cube.channel_blocks(ns + 2)
     Zd = cube.run(_project_block, blocks, lambda i: (ns, W[:, blocks[i]], e), "sum")

@@ -281,7 +281,7 @@ def reduce(Xd, rank="auto", *, noise_std=None, n_min=1, image_shape=None,
 
 def reduce_data(data, shape, rank="auto", *, noise_std=None, n_min=1,
                 image_shape=None, estimated=False, method="auto",
-                random_state=None):
+                random_state=None, count=None):
     """:func:`reduce` from the products of the detail coefficients only.
 
     Parameters
@@ -294,6 +294,9 @@ def reduce_data(data, shape, rank="auto", *, noise_std=None, n_min=1,
         The shape of the detail coefficients.
     rank, noise_std, n_min, image_shape, estimated, method, random_state
         As :func:`reduce`.
+    count : int, optional
+        With ``estimated``: the coefficients per channel the noise was
+        estimated from, for the floor's margin (default P, all of them).
 
     Returns
     -------
@@ -312,7 +315,8 @@ def reduce_data(data, shape, rank="auto", *, noise_std=None, n_min=1,
         method = "gram" if J <= GRAM_MAX_CHANNELS else "randomized"
     floor = None
     if rank == "auto":
-        floor = noise_floor(J, image_shape or (P,), nscales, P if estimated else None)
+        count = (P if count is None else count) if estimated else None
+        floor = noise_floor(J, image_shape or (P,), nscales, count)
     if method == "gram":
         xx = data.gram()
         eig, vec = np.linalg.eigh(xx / np.outer(scale, scale))

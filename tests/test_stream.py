@@ -89,6 +89,8 @@ def _compare(full, streamed, rtol=1e-9):
     np.testing.assert_allclose(streamed.noise_std, full.noise_std, rtol=1e-12)
     np.testing.assert_allclose(streamed.confidence, full.confidence, rtol=1e-8)
     assert streamed.subspace["rank"] == full.subspace["rank"]
+    assert streamed.subspace["floor"] == pytest.approx(full.subspace["floor"],
+                                                       rel=1e-12)
     assert streamed.n_iter == full.n_iter
 
 
@@ -267,3 +269,14 @@ def test_noise_refinement_by_lanczos_equals_eigh(cube, monkeypatch):
     exact = noise._refine_fixed(*args)
     monkeypatch.setattr(noise, "_EIGH_MAX", 5)
     np.testing.assert_allclose(noise._refine_fixed(*args), exact, rtol=1e-9)
+
+
+def test_noise_from_a_subset_of_rows_widens_the_floor(cube, monkeypatch):
+    """The floor's margin follows the coefficients the noise came from."""
+    X = cube[0]
+    full = separate(X, 3, subspace="auto", random_state=0)
+    monkeypatch.setattr(_stream, "REFINE_BYTES", 16 * 24 * 64 * 8)  # 16 rows
+    streamed = separate(X, 3, stream=True, random_state=0)
+    wider = _subspace.noise_floor(24, (64, 64), 2, count=16 * 60)
+    assert streamed.subspace["floor"] == pytest.approx(wider, rel=1e-12)
+    assert streamed.subspace["floor"] > 1.01 * full.subspace["floor"]
