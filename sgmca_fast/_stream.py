@@ -187,6 +187,11 @@ def _transform(x, nscales):
     return starlet.forward1d(x, nscales)
 
 
+def _scaled(x, e):
+    """``x * 2**-e`` (exact), x itself at ordinary magnitudes (no copy)."""
+    return np.ldexp(x, -e) if e else x
+
+
 def _interior(pixel_shape):
     """Return True where a finest-scale coefficient is 2 samples off the border."""
     inner = np.zeros(pixel_shape, dtype=bool)
@@ -206,17 +211,20 @@ def _survey_block(x, nscales, rows, norm0):
     b = x.shape[0]
     flat = x.reshape(b, -1)
     finite = bool(np.all(np.isfinite(flat)))
-    top = np.max(np.abs(flat), axis=1, initial=0.0) if finite else np.zeros(b)
+    top = (np.maximum(flat.max(axis=1, initial=0.0), -flat.min(axis=1, initial=0.0))
+           if finite else np.zeros(b))  # max |x| without a copy of the block
     if not finite:
         return top, False, None, None, None, None, None
     w = _transform(x, nscales)
     w0 = w[:, 0].reshape(x.shape)
     sigma = _mad(w0, _interior(x.shape[1:]), slice(None)) / norm0
     kept = w0[:, rows].reshape(b, -1).copy()
-    detail = w[:, :nscales]
-    detail_top = float(np.max(np.abs(detail), initial=0.0))
-    energy_exp = math.frexp(detail_top)[1]
-    energy = np.sum(np.ldexp(detail, -energy_exp).reshape(b, -1) ** 2, axis=1)
+    detail = w[:, :nscales].reshape(b, -1)
+    detail_top = float(max(detail.max(initial=0.0), -detail.min(initial=0.0)))
+    # squares overflow only beyond 2**500: scale (a copy) only then
+    energy_exp = math.frexp(detail_top)[1] if detail_top > 2.0**500 else 0
+    detail = _scaled(detail, energy_exp)
+    energy = np.einsum("bi,bi->b", detail, detail)
     return top, True, sigma, kept, energy, energy_exp, detail_top
 
 
@@ -232,7 +240,7 @@ def _add_product(out, W, x):
 
 def _gram_strip(x, nscales, keep, e, out=None):
     """``Xd Xd^T`` (J, J) of a strip x (J, rows + halo, ...), its ``keep`` rows."""
-    w = _transform(np.ldexp(x, -e), nscales)
+    w = _transform(_scaled(x, e), nscales)
     J = x.shape[0]
     d = w[:, :nscales].reshape((J, nscales) + x.shape[1:])[:, :, keep]
     d = d.reshape(J, -1)
@@ -241,14 +249,14 @@ def _gram_strip(x, nscales, keep, e, out=None):
 
 def _sketch_left(x, nscales, scale, Q, e, out=None):
     """``Y_b^T Q_b`` (nscales P, k) of a channel block, ``Y = D^-1 Xd``."""
-    d = _transform(np.ldexp(x, -e), nscales)[:, :nscales].reshape(x.shape[0], -1)
+    d = _transform(_scaled(x, e), nscales)[:, :nscales].reshape(x.shape[0], -1)
     part = d.T @ (Q / scale[:, None])
     return part if out is None else np.add(out, part, out=out)
 
 
 def _sketch_right(x, nscales, scale, T, e):
     """``Y_b T`` (b, k) of a channel block."""
-    d = _transform(np.ldexp(x, -e), nscales)[:, :nscales].reshape(x.shape[0], -1)
+    d = _transform(_scaled(x, e), nscales)[:, :nscales].reshape(x.shape[0], -1)
     return (d @ T) / scale[:, None]
 
 
@@ -258,14 +266,14 @@ def _project_block(x, nscales, W, e, out=None):
     The detail planes only: the iterations never read the coarse plane, and
     the final stage takes its own from the data.
     """
-    w = _transform(np.ldexp(x, -e), nscales)[:, :nscales].reshape(x.shape[0], -1)
+    w = _transform(_scaled(x, e), nscales)[:, :nscales].reshape(x.shape[0], -1)
     flat = None if out is None else out.reshape(W.shape[0], -1)
     return _add_product(flat, W, w).reshape((W.shape[0], nscales, -1))
 
 
 def _mix_block(x, M, e, out=None):
     """``M_b X_b`` (m, P) of a channel block in the pixel domain, M_b (m, b)."""
-    return _add_product(out, M, np.ldexp(x, -e).reshape(x.shape[0], -1))
+    return _add_product(out, M, _scaled(x, e).reshape(x.shape[0], -1))
 
 
 class _Details:
@@ -397,7 +405,7 @@ def _final(cube, c, A, sigma, state, nscales, e, energy):
     M = weighted_pinv(A, 1.0 / sigma**2)  # the final SourceStep's pinv
     Q = np.linalg.qr(A)[0]
     stack = np.vstack([M, Q.T])  # (2I, J)
-    blocks = cube.channel_blocks(1)
+    blocks = cube.channel_blocks(2)
     Y = cube.run(_mix_block, blocks, lambda i: (stack[:, blocks[i]], e), "sum")
     Y = Y.reshape((2 * n,) + cube.pixel_shape)
     # one transform at a time: (n, nscales + 1, P) is the largest array here

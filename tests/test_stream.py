@@ -280,3 +280,12 @@ def test_noise_from_a_subset_of_rows_widens_the_floor(cube, monkeypatch):
     wider = _subspace.noise_floor(24, (64, 64), 2, count=16 * 60)
     assert streamed.subspace["floor"] == pytest.approx(wider, rel=1e-12)
     assert streamed.subspace["floor"] > 1.01 * full.subspace["floor"]
+
+
+@pytest.mark.parametrize("power", [300, -300])
+def test_extreme_magnitudes_are_rescaled_as_in_memory(cube, small_blocks, power):
+    X = np.ldexp(cube[0], power)
+    full = separate(X, 3, subspace=5, random_state=0)
+    streamed = separate(X, 3, subspace=5, stream=True, random_state=0)
+    _compare(full, streamed)
+    assert np.all(np.isfinite(streamed.S)) and np.abs(streamed.S).max() > 0
