@@ -83,7 +83,7 @@ def run_child(args):
     t0 = time.perf_counter()
     result = sgmca_fast.separate(X, 4, models, subspace="auto", random_state=0)
     wall = time.perf_counter() - t0
-    np.savez(args.out, A=result.A, S=result.S)
+    np.savez(args.out, A=result.A, S=result.S, noise_std=result.noise_std)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # KiB on Linux
     print(json.dumps({"wall": wall, "peak": peak, "timings": result.timings,
                       "rank": result.subspace["rank"],
@@ -138,7 +138,10 @@ def main():
         print(f"{label}: separate {report['wall']:.1f} s (child {wall:.1f} s), "
               f"peak RSS {report['peak'] / 2**30:.2f} GiB, "
               f"rank {report['rank']} ({report['method']}), SAD {m['SAD']:.2f} dB, "
-              f"SDR {m['SDR']:.2f} dB; stages "
+              f"SDR {m['SDR']:.2f} dB, noise std / true: "
+              f"{np.median(est['noise_std']) / truth['sigma']:.4f} (median), "
+              f"{np.max(np.abs(est['noise_std'] / truth['sigma'] - 1)):.4f} "
+              "(max |error|); stages "
               + ", ".join(f"{k} {v:.1f}" for k, v in report["timings"].items()))
 
 
