@@ -82,9 +82,9 @@ def _need_file(path) -> Path:
     return path
 
 
-def _read_npy(path: Path) -> np.ndarray:
+def _read_npy(path: Path, mmap_mode=None) -> np.ndarray:
     try:
-        return np.load(path, allow_pickle=False)
+        return np.load(path, mmap_mode=mmap_mode, allow_pickle=False)
     except _NUMPY_ERRORS as exc:
         raise InputError(f"{path}: not a readable .npy file ({exc})") from None
 
@@ -310,10 +310,7 @@ def _mapped(path: Path, key: str | None, kind: str) -> np.ndarray:
     if kind == "npy":
         if key is not None:
             raise InputError(f"{path}: a .npy file holds one array; key is not used")
-        try:
-            cube = np.load(path, mmap_mode="r", allow_pickle=False)
-        except _NUMPY_ERRORS as exc:
-            raise InputError(f"{path}: not a readable .npy file ({exc})") from None
+        cube = _read_npy(path, mmap_mode="r")
     else:
         cube = _read_fits(path, key, memmap=True)
     if cube.dtype.kind not in "iuf":
