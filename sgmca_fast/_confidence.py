@@ -76,7 +76,7 @@ def max_abs_cos(A):
 
 
 def features(A, S, Xd, nscales, *, noise_std=None, model_fit=None, reseeded=(),
-             restarted=False):
+             restarted=False, off_energy=None):
     """Measure, per source, what goes with a failed separation.
 
     Parameters
@@ -85,9 +85,10 @@ def features(A, S, Xd, nscales, *, noise_std=None, model_fit=None, reseeded=(),
         Mixing matrix.
     S : (I, H, W) or (I, P) ndarray
         Sources (no NaN), in the data's units divided by those of A.
-    Xd : (J, nscales * P) ndarray
+    Xd : (J, nscales * P) ndarray or None
         Detail coefficients of the data, scale-major (``starlet.forward`` of X,
-        planes ``[:nscales]``, flattened), in the data's units.
+        planes ``[:nscales]``, flattened), in the data's units. None for data
+        that are not in memory: then ``noise_std`` and ``off_energy`` are needed.
     nscales : int
         Detail scales of the transform.
     noise_std : float or (J,) ndarray, optional
@@ -99,6 +100,10 @@ def features(A, S, Xd, nscales, *, noise_std=None, model_fit=None, reseeded=(),
         ``history["reseeded"]``: (iteration, column) of each reseed.
     restarted : bool, optional
         Whether the run was restarted from the model pursuit.
+    off_energy : float, optional
+        ``||(I - Q Q^T) Xd||^2`` (Q an orthonormal basis of A's columns), when
+        ``Xd`` is None: ``||Xd||^2 - ||Q^T Xd||^2``, which a streamed pass gives
+        (:mod:`sgmca_fast._stream`).
 
     Returns
     -------
@@ -119,9 +124,12 @@ def features(A, S, Xd, nscales, *, noise_std=None, model_fit=None, reseeded=(),
     pix_shape = S.shape[1:]
     norms = starlet.scale_norms(pix_shape, nscales)
     Sd = _details(np.asarray(S, dtype=np.float64), nscales)  # (I, ns, P)
-    Xs = Xd.reshape(J, nscales, -1)
-    residual = Xs - np.einsum("ji,isp->jsp", A, Sd)
-    sigma = _noise_levels(noise_std, residual, norms)
+    if Xd is None:
+        sigma = np.broadcast_to(np.asarray(noise_std, dtype=np.float64), (J,))
+    else:
+        Xs = Xd.reshape(J, nscales, -1)
+        residual = Xs - np.einsum("ji,isp->jsp", A, Sd)
+        sigma = _noise_levels(noise_std, residual, norms)
     flat = Sd.reshape(n_src, -1)
     G = flat @ flat.T
     H = sum(norms[s] ** 2 * (Sd[:, s] @ Sd[:, s].T) for s in range(nscales))
@@ -131,11 +139,13 @@ def features(A, S, Xd, nscales, *, noise_std=None, model_fit=None, reseeded=(),
     noise_sad = -10.0 * np.log10(np.sqrt(np.maximum(eps2, 1e-30)))
 
     q = np.linalg.qr(A)[0]
-    off = Xd - q @ (q.T @ Xd)
-    n_pix = Xs.shape[2]
+    if Xd is not None:
+        off = Xd - q @ (q.T @ Xd)
+        off_energy = np.sum(off * off)
+    n_pix = Sd.shape[2]
     proj_perp = 1.0 - np.sum(q * q, axis=1)  # diagonal of I - Q Q^T
     expected = n_pix * np.sum(norms[:nscales] ** 2) * np.sum(sigma**2 * proj_perp)
-    unexplained = np.sum(off * off) / max(expected, 1e-300)
+    unexplained = max(off_energy, 0.0) / max(expected, 1e-300)
 
     energy = col2 * np.sum(flat * flat, axis=1)
     l2 = np.sqrt(np.sum(flat * flat, axis=1))

@@ -82,9 +82,9 @@ def _need_file(path) -> Path:
     return path
 
 
-def _read_npy(path: Path) -> np.ndarray:
+def _read_npy(path: Path, mmap_mode=None) -> np.ndarray:
     try:
-        return np.load(path, allow_pickle=False)
+        return np.load(path, mmap_mode=mmap_mode, allow_pickle=False)
     except _NUMPY_ERRORS as exc:
         raise InputError(f"{path}: not a readable .npy file ({exc})") from None
 
@@ -113,10 +113,11 @@ def _read_npz(path: Path, key: str | None) -> np.ndarray:
             raise InputError(f"{path}: array {key!r} cannot be read ({exc})") from None
 
 
-def _read_fits(path: Path, key: str | None) -> np.ndarray:
+def _read_fits(path: Path, key: str | None, memmap: bool = False) -> np.ndarray:
     fits = astropy_fits(path)
     try:
-        with fits.open(path, memmap=False) as hdul:
+        # arrays of a memory-mapped file stay valid after close()
+        with fits.open(path, memmap=memmap) as hdul:
             if key is not None:
                 try:
                     hdu = hdul[int(key) if key.isdigit() else key]
@@ -136,7 +137,7 @@ def _read_fits(path: Path, key: str | None) -> np.ndarray:
                 raise InputError(
                     f"{path}: HDU {hdu.name!r} is a table, not an image array"
                 )
-            return np.array(data)
+            return data if memmap else np.array(data)
     except (OSError, TypeError) as exc:
         raise InputError(f"{path}: not a readable FITS file ({exc})") from None
 
@@ -258,10 +259,14 @@ def read_mask(path, key: str | None = None) -> np.ndarray:
     return value != 0
 
 
-def read_cube(path, key: str | None = None, channel_axis: int = 0) -> np.ndarray:
+def read_cube(path, key: str | None = None, channel_axis: int = 0, *,
+              mmap: bool = False) -> np.ndarray:
     """Read a data cube, channels first: (J, H, W), or (J, P) for a matrix.
 
     NaN values are kept: they mark missing voxels. Infinite values are an error.
+    With ``mmap`` a .npy or FITS cube is memory-mapped, not read: the values are
+    then checked by whoever reads them (``separate`` streams a ``np.memmap``;
+    give it ``stream=True`` for the FITS one, a plain array on the mapped file).
 
     Parameters
     ----------
@@ -273,12 +278,19 @@ def read_cube(path, key: str | None = None, channel_axis: int = 0) -> np.ndarray
         Axis of the channels in the file (negative values count from the end); it
         is moved first. FITS cubes read through astropy are (J, H, W) when
         NAXIS3 is the energy axis, the usual layout.
+    mmap : bool, optional
+        Memory-map a .npy (``np.load(mmap_mode="r")``) or FITS
+        (``memmap=True``) cube in its own dtype, read-only; an .npz is read.
 
     Returns
     -------
-    X : (J, H, W) or (J, P) ndarray of float64
+    X : (J, H, W) or (J, P) ndarray of float64 (memory-mapped: the file's dtype)
     """
-    cube = read_array(path, key, allow_nan=True)
+    kind = _kind(_need_file(path)) if mmap else None
+    if kind in ("npy", "fits"):
+        cube = _mapped(Path(path), key, kind)
+    else:
+        cube = read_array(path, key, allow_nan=True)
     if cube.ndim not in (2, 3):
         raise InputError(
             f"{path}: a cube must have 2 or 3 dimensions (channels, then pixels), "
@@ -288,7 +300,22 @@ def read_cube(path, key: str | None = None, channel_axis: int = 0) -> np.ndarray
         raise InputError(
             f"{path}: channel axis {channel_axis} out of range for shape {cube.shape}"
         )
+    if kind in ("npy", "fits"):
+        return np.moveaxis(cube, channel_axis, 0)  # a view: nothing read
     return np.ascontiguousarray(np.moveaxis(cube, channel_axis, 0))
+
+
+def _mapped(path: Path, key: str | None, kind: str) -> np.ndarray:
+    """Return the memory-mapped array of a .npy or FITS file, its dtype checked."""
+    if kind == "npy":
+        if key is not None:
+            raise InputError(f"{path}: a .npy file holds one array; key is not used")
+        cube = _read_npy(path, mmap_mode="r")
+    else:
+        cube = _read_fits(path, key, memmap=True)
+    if cube.dtype.kind not in "iuf":
+        raise InputError(f"{path}: holds {cube.dtype} values, not real numbers")
+    return cube
 
 
 def read_spectra(path, key: str | None = None) -> np.ndarray:

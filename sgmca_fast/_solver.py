@@ -21,6 +21,7 @@ from . import (
     _missing,
     _noisemap,
     _poisson,
+    _stream,
     _subspace,
     _validation,
     starlet,
@@ -189,6 +190,7 @@ def separate(
     progress=False,
     callback=None,
     subspace=None,
+    stream=None,
 ) -> Separation:
     """Separate X = A S + N with sGMCA (GMCA when no model is given).
 
@@ -282,6 +284,14 @@ def separate(
         only, no per-voxel variance, no fixed spectra; ``"auto"`` needs a noise
         level (not ``noise_std="mad"``). What was chosen is in
         ``Separation.subspace``.
+    stream : bool, optional
+        Read X in blocks instead of into memory (:mod:`sgmca_fast._stream`,
+        docs/solver.md "Cubes bigger than memory"): None (default) streams a
+        ``np.memmap``, a dask array (its blocks computed on the active
+        scheduler) or a ``sgmca_fast._stream.OnDisk``; True streams any array;
+        False reads it. Streamed: complete data, ``subspace`` None means
+        ``"auto"``, and no mask, per-voxel variance, fixed spectra,
+        ``noise="poisson"``, ``noise_std="mad"`` or ``n_sources="auto"``.
 
     Returns
     -------
@@ -303,6 +313,14 @@ def separate(
     InputTypeError
         (also a ``TypeError``) a parameter of the wrong type.
     """
+    if _stream.is_lazy(X, stream):
+        return _stream.separate(
+            Separation, X, n_sources, models, noise_std=noise_std, variance=variance,
+            noise=noise, mask=mask, fixed=fixed, nscales=nscales, k=k, K_max=K_max,
+            nonneg_A=nonneg_A, nonneg_S=nonneg_S, l1=l1, A_init=A_init,
+            mapping=mapping, max_iter_semiblind=max_iter_semiblind,
+            tol_semiblind=tol_semiblind, random_state=random_state,
+            progress=progress, callback=callback, subspace=subspace)
     if _validation.choice(noise, "noise", ("gaussian", "poisson")) == "poisson":
         return _poisson.separate_counts(
             separate, X, n_sources, models, noise_std=noise_std, variance=variance,

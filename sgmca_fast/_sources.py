@@ -124,11 +124,16 @@ class SourceStep:
         Per-voxel noise variance: the thresholds are then set per pixel from it
         (:func:`~sgmca_fast._noisemap.map_thresholds`); ``noise`` still weights
         the least squares.
+    coarse : bool, optional
+        False: Xw holds the detail planes only, (J, nscales, P) (the iterations
+        never read the coarse plane; :meth:`full` then needs it given).
     """
 
-    def __init__(self, Xw, noise, norms, k, l1, nonneg_S, variance_map=None):
+    def __init__(self, Xw, noise, norms, k, l1, nonneg_S, variance_map=None,
+                 coarse=True):
         self.Xw = Xw
-        self.nscales = Xw.shape[1] - 1
+        self.coarse = coarse
+        self.nscales = Xw.shape[1] - (1 if coarse else 0)
         self.noise = noise
         self.weights = None if noise is None else 1.0 / noise**2
         self.norms = norms[: self.nscales]
@@ -152,11 +157,21 @@ class SourceStep:
         M = self.pinv(A)
         J, _, P = self.Xw.shape
         np.matmul(M, self.Xw[:, :ns].reshape(J, ns * P), out=out.reshape(-1, ns * P))
+        self.threshold(M, out, K, prev_detail)
+        return M
+
+    def threshold(self, M, out, K, prev_detail):
+        """Threshold least-squares detail coefficients ``out`` (I, nscales, P).
+
+        ``out`` holds ``M Xd`` (made here, or streamed: :mod:`sgmca_fast.
+        _stream`); it is thresholded in place as :meth:`__call__` does.
+        """
+        P = out.shape[-1]
         rows = out.reshape(-1, P)  # (I * nscales, P), a view
         if self.variance_map is not None:
             map_thresholds(self, M, rows, K,
                            None if prev_detail is None else prev_detail.reshape(-1, P))
-            return M
+            return
         if self.noise is not None:
             row_std = np.sqrt((M**2) @ self.noise**2)
             kstd = self.k * (row_std[:, None] * self.norms[None, :]).ravel()
@@ -172,14 +187,19 @@ class SourceStep:
             hard=not self.l1,
             out=rows,
         )
-        return M
 
-    def full(self, M, detail):
-        """All planes (I, nscales + 1, P): thresholded details plus the coarse plane."""
-        J, nplanes, P = self.Xw.shape
-        full = np.empty((M.shape[0], nplanes, P))
+    def full(self, M, detail, coarse=None):
+        """All planes (I, nscales + 1, P): thresholded details plus the coarse plane.
+
+        ``coarse`` (I, P): the sources' coarse plane when it is known (streamed);
+        None: ``M`` times the data's.
+        """
+        if coarse is None and not self.coarse:
+            raise ValueError("this source update has no coarse plane: give it")
+        n, ns, P = detail.shape
+        full = np.empty((n, ns + 1, P))
         full[:, :-1] = detail
-        full[:, -1] = M @ self.Xw[:, -1]
+        full[:, -1] = M @ self.Xw[:, -1] if coarse is None else coarse
         if self.nonneg_S:
             _kernels.nonneg_sources(full)
         return full

@@ -29,7 +29,7 @@ from ._sources import SourceStep
 from ._validation import InputError, choice, integer
 from .noise import _mp_floor
 
-__all__ = ["GRAM_MAX_CHANNELS", "Subspace", "reduce"]
+__all__ = ["GRAM_MAX_CHANNELS", "Columns", "Subspace", "reduce", "reduce_data"]
 
 GRAM_MAX_CHANNELS = 1000  # above this, the randomized range finder
 _BLOCK_BYTES = 64 * 2**20  # column blocks of the data read at a time
@@ -148,17 +148,39 @@ def _apply_gram(Xd, scale, Q):
     return out / scale[:, None]
 
 
-def _randomized(Xd, scale, k, rng):
+class Columns:
+    """The detail coefficients' products for :func:`reduce_data`, from an array.
+
+    Parameters
+    ----------
+    flat : (J, n) array_like
+        Detail coefficients, any column order (an ndarray or a memory-mapped
+        array: read in column blocks).
+    """
+
+    def __init__(self, flat):
+        self.flat = flat
+
+    def gram(self):
+        """``Xd Xd^T`` (J, J)."""
+        return _gram(self.flat)
+
+    def apply_gram(self, scale, Q):
+        """``Y Y^T Q`` (J, k) for ``Y = D^-1 Xd``, D = diag(scale)."""
+        return _apply_gram(self.flat, scale, Q)
+
+
+def _randomized(data, J, scale, k, rng):
     """Top-k eigenpairs of ``Y Y^T`` by subspace iteration from a Gaussian sketch.
 
-    Returns the eigenvalues (k,) in decreasing order and the vectors (J, k).
+    ``data`` gives ``apply_gram`` (:class:`Columns`). Returns the eigenvalues
+    (k,) in decreasing order and the vectors (J, k).
     """
-    J = Xd.shape[0]
     k = min(k, J)
     Q = np.linalg.qr(rng.standard_normal((J, k)))[0]
     for _ in range(_POWER_ITER):
-        Q = np.linalg.qr(_apply_gram(Xd, scale, Q))[0]
-    H = _apply_gram(Xd, scale, Q)
+        Q = np.linalg.qr(data.apply_gram(scale, Q))[0]
+    H = data.apply_gram(scale, Q)
     T = Q.T @ H
     eig, W = np.linalg.eigh((T + T.T) / 2)
     return eig[::-1].copy(), Q @ W[:, ::-1]
@@ -252,6 +274,35 @@ def reduce(Xd, rank="auto", *, noise_std=None, n_min=1, image_shape=None,
     if Xd.ndim != 3:
         raise InputError(f"Xd must be (J, nscales, P), got shape {Xd.shape}")
     J, nscales, P = Xd.shape
+    return reduce_data(Columns(Xd.reshape(J, nscales * P)), Xd.shape, rank,
+                       noise_std=noise_std, n_min=n_min, image_shape=image_shape,
+                       estimated=estimated, method=method, random_state=random_state)
+
+
+def reduce_data(data, shape, rank="auto", *, noise_std=None, n_min=1,
+                image_shape=None, estimated=False, method="auto",
+                random_state=None, count=None):
+    """:func:`reduce` from the products of the detail coefficients only.
+
+    Parameters
+    ----------
+    data : object
+        ``gram()`` -> ``Xd Xd^T`` (J, J) and ``apply_gram(scale, Q)`` -> ``Y Y^T
+        Q`` (J, k) (:class:`Columns` for an array; the streamed passes of
+        :mod:`sgmca_fast._stream` for a cube that is not in memory).
+    shape : (J, nscales, P) tuple
+        The shape of the detail coefficients.
+    rank, noise_std, n_min, image_shape, estimated, method, random_state
+        As :func:`reduce`.
+    count : int, optional
+        With ``estimated``: the coefficients per channel the noise was
+        estimated from, for the floor's margin (default P, all of them).
+
+    Returns
+    -------
+    Subspace
+    """
+    J, nscales, P = shape
     rank = _check_rank(rank, n_min, J)
     method = choice(method, "method", ("auto", "gram", "randomized"))
     if rank == "auto" and noise_std is None:
@@ -262,19 +313,19 @@ def reduce(Xd, rank="auto", *, noise_std=None, n_min=1, image_shape=None,
         raise InputError("the subspace's noise std must be (J,), finite and > 0")
     if method == "auto":
         method = "gram" if J <= GRAM_MAX_CHANNELS else "randomized"
-    flat = Xd.reshape(J, nscales * P)
     floor = None
     if rank == "auto":
-        floor = noise_floor(J, image_shape or (P,), nscales, P if estimated else None)
+        count = (P if count is None else count) if estimated else None
+        floor = noise_floor(J, image_shape or (P,), nscales, count)
     if method == "gram":
-        xx = _gram(flat)
+        xx = data.gram()
         eig, vec = np.linalg.eigh(xx / np.outer(scale, scale))
         eig, vec = eig[::-1], vec[:, ::-1]
     else:
         rng = np.random.default_rng(random_state)
         k = (rank if rank != "auto" else n_min + 2 * _margin(n_min)) + _OVERSAMPLE
         while True:
-            eig, vec = _randomized(flat, scale, k, rng)
+            eig, vec = _randomized(data, J, scale, k, rng)
             if rank != "auto" or k >= J or np.sum(eig > floor) + _margin(
                     int(np.sum(eig > floor))) < k - _OVERSAMPLE:
                 break
@@ -354,11 +405,31 @@ def problem(sub, Xw, full_step, template):
         The settings (``xx`` J x J, ``n_sources``, ...); its ``Xd`` and
         ``step`` are replaced.
     """
-    nscales = Xw.shape[1] - 1
-    Zw = sub.lower(Xw)  # (r, nscales + 1, P)
-    unit = None if full_step.noise is None else np.ones(sub.rank)
-    step = SourceStep(Zw, unit, full_step.norms, full_step.k, full_step.l1,
-                      full_step.nonneg_S)
+    return reduced_problem(sub, sub.lower(Xw), full_step, template,
+                           full_step if FINAL_FULL else None)
+
+
+def reduced_problem(sub, Zw, like, template, final_step=None):
+    """Return the solver's Problem on given reduced coefficients Zw.
+
+    Parameters
+    ----------
+    sub : Subspace
+    Zw : (r, nscales + 1, P) or (r, nscales, P) ndarray
+        ``sub.lower`` of the data's starlet coefficients, or of their detail
+        planes only (the iterations do not read the coarse plane).
+    like : SourceStep
+        The full data's source update: its settings (a noise level or not,
+        nscales, the scale norms, k, l1, nonneg_S) are the reduced one's.
+    template : Problem
+        As :func:`problem`.
+    final_step : SourceStep, optional
+        The final stage's source update (None: the reduced one).
+    """
+    nscales = like.nscales
+    unit = None if like.noise is None else np.ones(sub.rank)
+    step = SourceStep(Zw, unit, like.norms, like.k, like.l1, like.nonneg_S,
+                      coarse=Zw.shape[1] > nscales)
     Zd = Zw[:, :nscales].reshape(sub.rank, -1)
     return dataclasses.replace(template, Xd=Zd, step=step, subspace=sub,
-                               final_step=full_step if FINAL_FULL else None)
+                               final_step=final_step)

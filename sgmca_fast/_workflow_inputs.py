@@ -84,7 +84,7 @@ def _read_fits(path, key, variance_ext):
 
 
 def read_input_cube(path, key=None, channel_axis: int = 0, mask=None,
-                    variance=None):
+                    variance=None, mmap: bool = False):
     """Read the cube of ``separate`` with what comes beside it; count the missing.
 
     Parameters
@@ -104,6 +104,9 @@ def read_input_cube(path, key=None, channel_axis: int = 0, mask=None,
         File of the noise variance, (J,) or the cube's shape; for a FITS cube
         also an extension name; ``"none"`` reads none. Default: a FITS cube's
         VARIANCE, VAR, STAT, ERR or ERROR extension, when it has one.
+    mmap : bool, optional
+        Memory-map a .npy cube instead of reading it (a FITS cube with its
+        coordinates is memory-mapped anyway).
 
     Returns
     -------
@@ -127,7 +130,8 @@ def read_input_cube(path, key=None, channel_axis: int = 0, mask=None,
             notes.append("--channel-axis given: the FITS coordinates are not used")
         if variance_ext not in ("auto", None):
             raise InputError(f"--variance {variance}: no such file")
-        cube = Cube(_io.read_cube(path, key, channel_axis), source=str(path))
+        cube = Cube(_io.read_cube(path, key, channel_axis, mmap=mmap),
+                    source=str(path))
     changes = {"notes": [*cube.notes, *notes]}
     if mask is not None:
         m = _as_channels_first(_io.read_mask(mask), channel_axis, cube.data.ndim)

@@ -18,7 +18,7 @@ import numpy as np
 
 from . import _io
 from ._summaries import SeparationSummary
-from ._validation import InputError, choice, integer
+from ._validation import InputError, boolean, choice, integer
 from ._workflow_common import Log, estimate_arrays, have_matplotlib, say, write_json
 from ._workflow_inputs import fill_unknown_variance, read_fixed, read_input_cube
 from ._workflow_models import load_models
@@ -26,6 +26,9 @@ from ._workflow_models import load_models
 __all__ = ["separate_file"]
 
 _FIGURES = ("spectra", "sources", "convergence")
+# stream="auto": cube files larger than this are memory-mapped and, when the
+# solver can stream them (complete, one noise level per channel), streamed
+STREAM_BYTES = 2**30
 
 
 # ------------------------------------------------------------------ output names
@@ -99,6 +102,13 @@ def _check_counts(n, n_channels, n_modelled, n_fixed, path):
         raise InputError(f"the --model counts ({n_modelled}) and the --fixed "
                          f"spectra ({n_fixed}) add up to {n_modelled + n_fixed} "
                          f"sources but -n is {n}")
+
+
+def _streamable(data, noise, held, n):
+    """Whether the solver can stream this cube (complete, one noise per channel)."""
+    return (data.missing_info.n_missing == 0 and "mask" not in noise
+            and noise.get("noise") != "poisson" and not held and n != "auto"
+            and np.ndim(noise.get("variance")) <= 1)
 
 
 def _noise_options(cube, noise_std, noise="gaussian"):
@@ -230,7 +240,8 @@ def separate_file(cube, out, *, n_sources, models: Sequence[str] = (),
                   max_iter: int = 50, gmca_only: bool = False, truth=None,
                   fits: bool = False, figures: bool = True, seed: int = 0,
                   summary_file: bool = False, force: bool = False,
-                  progress: bool = False, log: Log = None) -> SeparationSummary:
+                  progress: bool = False, stream="auto",
+                  log: Log = None) -> SeparationSummary:
     """Separate a cube file and write the estimate, the spectra CSV and figures.
 
     NaN voxels of the cube, ``mask`` and a NaN variance are missing data
@@ -295,6 +306,12 @@ def separate_file(cube, out, *, n_sources, models: Sequence[str] = (),
         Overwrite existing outputs.
     progress : bool, optional
         Show progress bars.
+    stream : "auto" or bool, optional
+        Read the cube in blocks (``separate(..., stream=True)``, docs/solver.md
+        "Cubes bigger than memory"): True forces it (a .npy is memory-mapped);
+        ``"auto"`` (default) streams a file over ``STREAM_BYTES`` (1 GiB) when
+        it is complete, with one noise level per channel, no fixed spectra,
+        Gaussian noise and a number of sources; False reads it into memory.
     log : callable, optional
         Called with one line each on the missing voxels, the noise and what the
         reader noted, before the separation.
@@ -316,7 +333,11 @@ def separate_file(cube, out, *, n_sources, models: Sequence[str] = (),
     files = _plan_outputs(out, fits, figures, summary_file, force)
 
     cube_path = Path(cube)
-    data = read_input_cube(cube_path, key, channel_axis, mask, variance)
+    stream = choice(stream, "stream", ("auto",)) if isinstance(
+        stream, str) else boolean(stream, "stream")
+    big = cube_path.is_file() and cube_path.stat().st_size > STREAM_BYTES
+    data = read_input_cube(cube_path, key, channel_axis, mask, variance,
+                           mmap=stream is True or (stream == "auto" and big))
     J = data.n_channels
     loaded, described = (load_models(models, J, None if n == "auto" else n)
                          if models else ({}, []))
@@ -331,8 +352,12 @@ def separate_file(cube, out, *, n_sources, models: Sequence[str] = (),
 
     if not _is_estimate_file(Path(out)):
         Path(out).mkdir(parents=True, exist_ok=True)
+    if stream == "auto":
+        stream = big and _streamable(data, noise, held, n)
+    if stream:
+        say(log, "cube: streamed in blocks, not read into memory")
     kwargs = {**noise, "nscales": nscales, "random_state": seed,
-              "progress": progress}
+              "progress": progress, "stream": stream}
     if held:
         kwargs["fixed"] = {i: f.spectrum for i, f in enumerate(held)}
     if loaded:

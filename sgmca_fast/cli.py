@@ -134,7 +134,7 @@ def _cmd_separate(args) -> int:
         nscales=args.nscales, max_iter=args.max_iter, gmca_only=args.gmca_only,
         truth=args.truth, fits=args.fits, figures=not args.no_figures,
         seed=args.seed, summary_file=args.json, force=args.force,
-        progress=_progress(args), log=_logger(args),
+        progress=_progress(args), stream=args.stream, log=_logger(args),
     )
     if run.n_sources_estimate is not None:
         _say(args, f"-n auto: {run.n_sources_estimate.n_sources} sources "
@@ -396,6 +396,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="a spectrum held fixed (a CSV like A.csv: an optional "
                    "coordinate column, then the spectrum, or a column named NAME); "
                    "NAME labels the source; repeatable")
+    p.add_argument("--stream", action=argparse.BooleanOptionalAction,
+                   default="auto",
+                   help="read the cube in blocks, never whole (complete data, "
+                   "one noise level per channel; a channel subspace is used); "
+                   "default: for files over 1 GiB that allow it")
     p.add_argument("--nscales", type=_positive_int, default=2,
                    help="starlet detail scales (default 2)")
     p.add_argument("--max-iter", type=int, default=50, metavar="N",

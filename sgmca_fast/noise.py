@@ -35,6 +35,7 @@ _SUPPORT = 5  # samples spanned by the scale-0 B3 kernel [1, 4, 6, 4, 1] / 16
 _MAD_SPREAD = 1.3
 _MAX_ROUNDS = 5  # count / re-estimate rounds when the noise is estimated
 _SHAPE_TEXT = "a cube (J, H, W) or a matrix (J, P)"
+_EIGH_MAX = 1000  # channels: above, the refinement's top directions by Lanczos
 
 
 def _data_and_missing(X, mask) -> tuple[np.ndarray, np.ndarray]:
@@ -241,14 +242,75 @@ def _refine_low_rank(x, missing, sigma, rank, kind, n_iter=10, tol=2e-3):
         fit = _low_rank_fit(white, rank)[0].reshape(xs.shape) * s.reshape(shape_j)
         filled = np.where(miss, fit, xs)
         w0, usable, norm = _finest_scale(filled, miss, kind)
-        white_w0 = w0.reshape(s.size, -1) / (s[:, None] * norm)
-        fit_w0, leverage = _low_rank_fit(white_w0, rank)
-        resid = (white_w0 - fit_w0).reshape(w0.shape)
-        factor = _mad(resid, usable, slice(None)) / np.sqrt(1 - leverage)
+        factor = _refine_factor(w0, usable, s, norm, rank)
         s = s * factor
         if np.max(np.abs(factor - 1)) < tol:
             break
     out = sigma.copy()  # NaN and zero channels as they were
+    out[live] = s
+    return out
+
+
+def _refine_factor(w0, usable, s, norm, rank) -> np.ndarray:
+    """One round of the low-rank refinement: the factor on each channel's std.
+
+    ``w0`` (J, ...) the finest-scale coefficients of the live channels, ``usable``
+    their usable entries (same shape), ``s`` (J,) the current std, ``norm`` the
+    scale's noise norm: the MAD of the whitened coefficients with their top
+    ``rank`` directions removed, divided by sqrt(1 - leverage).
+    """
+    white_w0 = w0.reshape(s.size, -1) / (s[:, None] * norm)
+    fit_w0, leverage = _low_rank_fit(white_w0, rank)
+    resid = (white_w0 - fit_w0).reshape(usable.shape)
+    return _mad(resid, usable, slice(None)) / np.sqrt(1 - leverage)
+
+
+def _top_directions(gram, rank) -> np.ndarray:
+    """Top ``rank`` eigenvectors (J, rank) of a symmetric PSD (J, J) matrix.
+
+    ``eigh`` (as :func:`_top_eigvecs`) up to 1000 channels; Lanczos
+    (``scipy.sparse.linalg.eigsh``) above, where a full ``eigh`` a round would
+    cost of order J^3.
+    """
+    if gram.shape[0] <= _EIGH_MAX:
+        return np.linalg.eigh(gram)[1][:, ::-1][:, :rank]
+    from scipy.sparse.linalg import eigsh
+
+    start = np.ones(gram.shape[0])  # deterministic
+    eig, vec = eigsh(gram, k=rank, which="LA", v0=start)
+    return vec[:, np.argsort(eig)[::-1]]
+
+
+def _refine_fixed(w0, usable, sigma, norm, rank, n_iter=10, tol=2e-3):
+    """:func:`_refine_low_rank` for complete data from their finest scale ``w0``.
+
+    Without missing voxels the finest scale does not change between rounds, so
+    the refinement needs only ``w0`` (J, n) and its usable entries (J, n): all
+    the coefficients, or a subset of pixels (what a streamed pass keeps). Its
+    Gram matrix is made once (each round whitens it), and the residual is formed
+    a few channels at a time: beyond w0, memory of order ``rank`` x n.
+    """
+    live = sigma > 0  # False for NaN
+    if live.sum() <= rank:
+        return sigma
+    w, ok = (w0, usable) if live.all() else (w0[live], usable[live])
+    gram = w @ w.T
+    s = sigma[live].copy()
+    step = max(1, 2**22 // max(w.shape[1], 1))  # channels per residual block
+    for _ in range(n_iter):
+        scale = s * norm
+        u = _top_directions(gram / np.outer(scale, scale), rank)
+        coef = (u / scale[:, None]).T @ w  # u^T of the whitened w0, (rank, n)
+        factor = np.empty(s.size)
+        for a in range(0, s.size, step):
+            b = slice(a, a + step)
+            resid = w[b] / scale[b, None] - u[b] @ coef
+            factor[b] = _mad(resid, ok[b], slice(None))
+        factor /= np.sqrt(1 - np.sum(u**2, axis=1))
+        s = s * factor
+        if np.max(np.abs(factor - 1)) < tol:
+            break
+    out = sigma.copy()
     out[live] = s
     return out
 
