@@ -288,10 +288,12 @@ def separate(
         Read X in blocks instead of into memory (:mod:`sgmca_fast._stream`,
         docs/solver.md "Cubes bigger than memory"): None (default) streams a
         ``np.memmap``, a dask array (its blocks computed on the active
-        scheduler) or a ``sgmca_fast._stream.OnDisk``; True streams any array;
+        scheduler) or a ``sgmca_fast._stream.OnDisk``, unless a mask, a
+        per-voxel variance, fixed spectra, ``noise="poisson"``,
+        ``noise_std="mad"`` or ``n_sources="auto"`` is asked for (the cube is
+        then read into memory); True streams any array (and refuses those);
         False reads it. Streamed: complete data, ``subspace`` None means
-        ``"auto"``, and no mask, per-voxel variance, fixed spectra,
-        ``noise="poisson"``, ``noise_std="mad"`` or ``n_sources="auto"``.
+        ``"auto"``.
 
     Returns
     -------
@@ -313,7 +315,11 @@ def separate(
     InputTypeError
         (also a ``TypeError``) a parameter of the wrong type.
     """
-    if _stream.is_lazy(X, stream):
+    # A memory-mapped or dask cube is streamed unless it needs what only the
+    # in-memory solver does (missing data, "auto", ...): then it is read in.
+    if _stream.is_lazy(X, stream) and (stream is not None or not _stream.refusals(
+            n_sources, {"noise": noise, "mask": mask, "fixed": fixed,
+                        "variance": variance, "noise_std": noise_std})):
         return _stream.separate(
             Separation, X, n_sources, models, noise_std=noise_std, variance=variance,
             noise=noise, mask=mask, fixed=fixed, nscales=nscales, k=k, K_max=K_max,

@@ -304,17 +304,27 @@ class _Details:
         return np.concatenate(parts, axis=0)
 
 
+def refusals(n_sources, kw):
+    """The options the streamed path cannot take, as texts (empty: none).
+
+    ``kw`` holds :func:`sgmca_fast.separate`'s keywords; ``subspace`` None
+    counts as refused only when ``kw["subspace_given"]`` says the user asked
+    for the full space.
+    """
+    return [text for flag, text in (
+        (kw.get("noise", "gaussian") != "gaussian", f"noise={kw.get('noise')!r}"),
+        (kw.get("mask") is not None, "a mask (missing data)"),
+        (kw.get("fixed") is not None, "fixed spectra (fixed=)"),
+        (np.ndim(kw.get("variance")) > 1, "a per-voxel variance"),
+        (isinstance(kw.get("noise_std"), str), f"noise_std={kw.get('noise_std')!r}"),
+        (isinstance(n_sources, str), f"n_sources={n_sources!r}"),
+        (kw.get("subspace", "auto") is None, "subspace=None (the full space)"),
+    ) if flag]
+
+
 def _check(cube, n_sources, models, kw):
     """Check the arguments (nothing read); return the checked settings."""
-    refused = [text for flag, text in (
-        (kw["noise"] != "gaussian", f"noise={kw['noise']!r}"),
-        (kw["mask"] is not None, "a mask (missing data)"),
-        (kw["fixed"] is not None, "fixed spectra (fixed=)"),
-        (np.ndim(kw["variance"]) > 1, "a per-voxel variance"),
-        (isinstance(kw["noise_std"], str), f"noise_std={kw['noise_std']!r}"),
-        (isinstance(n_sources, str), f"n_sources={n_sources!r}"),
-        (kw["subspace"] is None, "subspace=None (the full space)"),
-    ) if flag]
+    refused = refusals(n_sources, kw)
     if refused:
         raise InputError(
             f"a cube that is not in memory ({type(cube.data).__name__}) is streamed "

@@ -190,6 +190,21 @@ def test_streamed_refusal_names_the_fix(cube):
         separate(cube[0], 3, mask=np.zeros((24, 64, 64), bool), stream=True)
 
 
+@pytest.mark.parametrize("kwargs", [{"n_sources": "auto"},
+                                    {"mask": np.zeros((24, 64, 64), bool)}])
+def test_a_memmap_needing_the_in_memory_solver_is_read_in(cube, tmp_path, kwargs):
+    """stream=None: a memmap with options only the in-memory solver has runs
+    there (as before streaming existed) and gives the ndarray's result."""
+    path = tmp_path / "cube.npy"
+    np.save(path, cube[0])
+    kwargs = {"n_sources": 3, **kwargs}
+    ref = separate(cube[0], random_state=0, **kwargs)
+    got = separate(np.load(path, mmap_mode="r"), random_state=0, **kwargs)
+    assert got.subspace is None  # the full space: not streamed
+    np.testing.assert_array_equal(got.A, ref.A)
+    np.testing.assert_array_equal(got.S, ref.S)
+
+
 def test_nan_is_refused_in_the_first_pass(cube):
     X = cube[0].copy()
     X[3, 10, 10] = np.nan
