@@ -305,11 +305,11 @@ class _Details:
 
 
 def refusals(n_sources, kw):
-    """The options the streamed path cannot take, as texts (empty: none).
+    """Return the options the streamed path cannot take, as texts (empty: none).
 
-    ``kw`` holds :func:`sgmca_fast.separate`'s keywords; ``subspace`` None
-    counts as refused only when ``kw["subspace_given"]`` says the user asked
-    for the full space.
+    ``kw`` holds :func:`sgmca_fast.separate`'s keywords (missing ones take
+    their defaults); ``subspace=None`` is refused only when present, i.e.
+    after :func:`separate` has turned the default None into ``"auto"``.
     """
     return [text for flag, text in (
         (kw.get("noise", "gaussian") != "gaussian", f"noise={kw.get('noise')!r}"),
