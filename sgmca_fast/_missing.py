@@ -73,7 +73,7 @@ class MissingSummary:
         )
 
 
-def read(X, mask):
+def read(X, mask, dtype=np.float64):
     """Check the data and the mask; return (X, missing) with NaN allowed.
 
     Parameters
@@ -82,11 +82,14 @@ def read(X, mask):
         Data; NaN marks a missing voxel; a numpy masked array's mask counts too.
     mask : bool array_like of X's shape, or None
         True where a voxel is missing.
+    dtype : {numpy.float64, numpy.float32}, optional
+        The working precision X is returned in.
 
     Returns
     -------
     X : ndarray
-        float64, NaN where missing (a view of the input when nothing is missing).
+        Of ``dtype``, NaN where missing (a view of the input when nothing is
+        missing and it already has that dtype).
     missing : bool ndarray or None
         None when nothing is missing.
 
@@ -99,7 +102,8 @@ def read(X, mask):
     if np.ma.isMaskedArray(X):
         masked = np.ma.getmaskarray(X)
         X = np.ma.getdata(X)
-    X = real_array(X, "X", ndim=(2, 3), finite=False, shape_text=_SHAPE_TEXT)
+    X = real_array(X, "X", ndim=(2, 3), finite=False, shape_text=_SHAPE_TEXT,
+                   keep_float32=dtype == np.float32).astype(dtype, copy=False)
     finite = np.isfinite(X)
     if finite.all() and mask is None and (masked is None or not masked.any()):
         return X, None  # complete data: no copy

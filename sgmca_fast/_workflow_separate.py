@@ -18,7 +18,7 @@ import numpy as np
 
 from . import _io
 from ._summaries import SeparationSummary
-from ._validation import InputError, choice, integer
+from ._validation import InputError, choice, float_dtype, integer
 from ._workflow_common import Log, estimate_arrays, have_matplotlib, say, write_json
 from ._workflow_inputs import fill_unknown_variance, read_fixed, read_input_cube
 from ._workflow_models import load_models
@@ -230,7 +230,8 @@ def separate_file(cube, out, *, n_sources, models: Sequence[str] = (),
                   max_iter: int = 50, gmca_only: bool = False, truth=None,
                   fits: bool = False, figures: bool = True, seed: int = 0,
                   summary_file: bool = False, force: bool = False,
-                  progress: bool = False, log: Log = None) -> SeparationSummary:
+                  progress: bool = False, log: Log = None,
+                  dtype: str | None = None) -> SeparationSummary:
     """Separate a cube file and write the estimate, the spectra CSV and figures.
 
     NaN voxels of the cube, ``mask`` and a NaN variance are missing data
@@ -298,6 +299,9 @@ def separate_file(cube, out, *, n_sources, models: Sequence[str] = (),
     log : callable, optional
         Called with one line each on the missing voxels, the noise and what the
         reader noted, before the separation.
+    dtype : {"float32", "float64"}, optional
+        The solver's working precision (``separate(dtype=...)``); None: float64.
+        When given it is also written with the parameters.
 
     Returns
     -------
@@ -306,6 +310,7 @@ def separate_file(cube, out, *, n_sources, models: Sequence[str] = (),
     from . import gmca, separate
 
     n = _n_sources(n_sources)
+    float_dtype(dtype, "dtype")  # checked before the cube is read
     if gmca_only and models:
         raise InputError("--gmca-only and --model cannot be used together")
     if choice(noise, "noise", ("gaussian", "poisson")) == "poisson" and \
@@ -332,7 +337,7 @@ def separate_file(cube, out, *, n_sources, models: Sequence[str] = (),
     if not _is_estimate_file(Path(out)):
         Path(out).mkdir(parents=True, exist_ok=True)
     kwargs = {**noise, "nscales": nscales, "random_state": seed,
-              "progress": progress}
+              "progress": progress, "dtype": dtype}
     if held:
         kwargs["fixed"] = {i: f.spectrum for i, f in enumerate(held)}
     if loaded:
@@ -345,6 +350,8 @@ def separate_file(cube, out, *, n_sources, models: Sequence[str] = (),
     method = "sGMCA" if loaded else "GMCA"
     estimate = getattr(result, "n_sources_estimate", None)
     options = {"nscales": nscales, "max_iter": max_iter, "seed": seed}
+    if dtype is not None:
+        options["dtype"] = np.dtype(float_dtype(dtype)).name
     _write_estimate(files["estimate"], result, data, labels,
                     _parameters(cube_path, method, n, described, held, noise_text,
                                 data, options), force)
