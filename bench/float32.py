@@ -56,13 +56,15 @@ def main(argv=None):
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--k", type=float, default=1.0)
     parser.add_argument("--snr", type=float, default=40.0)
+    parser.add_argument("--crop", type=int, default=0,
+                        help="central crop size (0: the full images)")
     args = parser.parse_args(argv)
     _common.print_header()
     print(f"threads {sgmca_fast.get_num_threads()}")
     casa = _common.load_casa()
     models = _common.casa_models("reference")
-    mix = make_case(casa, 0, args.k, args.snr, 0)
-    small = make_case(casa, 0, args.k, args.snr, 64)
+    mix = make_case(casa, 0, args.k, args.snr, args.crop)
+    small = make_case(casa, 0, args.k, args.snr, 128)
     for dtype in DTYPES:  # compile both kernels' specialisations, load models
         sgmca_fast.separate(small.X, 4, models, noise_std=small.noise_std,
                             dtype=dtype, max_iter_semiblind=2)
@@ -95,7 +97,8 @@ def main(argv=None):
     print(f"\n3. accuracy, seeds 0..{args.seeds - 1}, k = {args.k}")
     scores = {dt: {"SAD": [], "SDR": []} for dt in DTYPES}
     for seed in range(args.seeds):
-        case = mix if seed == 0 else make_case(casa, seed, args.k, args.snr, 0)
+        case = mix if seed == 0 else make_case(casa, seed, args.k, args.snr,
+                                               args.crop)
         for dtype in DTYPES if seed % 2 == 0 else DTYPES[::-1]:
             res, wall = _run(case, models, dtype, seed)
             m = metrics.evaluate(case.A0, case.S0, res.A, res.S, noise=case.N)
