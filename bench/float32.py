@@ -11,8 +11,11 @@ known, the authors' models; bench/casa_separation.py's ``make_case``):
    first of each round alternates too), each run's total and stage times;
 2. memory: one run of each dtype under tracemalloc (numpy's allocations; the
    Numba kernels' per-thread scratch rows are not seen), the peak above what
-   was held before the call, against the float64 data's size (the input X is
-   float64 in both: float32 converts it once inside);
+   was held before the call (set by the confidence features after the final
+   stage) and the most held between two iterations, against the float64 data's
+   size; the data are given in the run's dtype (converted before the call, as
+   held by a user of float32 data; the time runs give float64 X to both, so
+   float32's includes its conversion);
 3. accuracy: seeds 0 .. ``--seeds`` - 1, SAD and SDR of both against the truth,
    their medians and the median of the per-seed differences (the target of
    issue 14: the medians within 0.2 dB of float64 over 10 seeds).
@@ -40,14 +43,19 @@ def _run(mix, models, dtype, seed):
 
 
 def _peak(mix, models, dtype):
-    """Peak traced memory (bytes) of one separate() call above what was held."""
+    """Peak traced memory (bytes) of one separate() call above what was held,
+    and the most held between two iterations (the data, their transform and
+    the solver's buffers)."""
+    held = []
+    X = mix.X.astype(dtype)  # the data as a float32 user holds them: not counted
     tracemalloc.start()
     base = tracemalloc.get_traced_memory()[0]
-    sgmca_fast.separate(mix.X, 4, models, noise_std=mix.noise_std, random_state=0,
-                        dtype=dtype)
+    sgmca_fast.separate(X, 4, models, noise_std=mix.noise_std, random_state=0,
+                        dtype=dtype, callback=lambda info: held.append(
+                            tracemalloc.get_traced_memory()[0] - base))
     peak = tracemalloc.get_traced_memory()[1] - base
     tracemalloc.stop()
-    return peak
+    return peak, max(held)
 
 
 def main(argv=None):
@@ -89,10 +97,13 @@ def main(argv=None):
     print("\n2. memory (tracemalloc peak of one separate call)")
     peaks = {dt: _peak(mix, models, dt) for dt in DTYPES}
     data = mix.X.nbytes
-    for dtype, peak in peaks.items():
+    for dtype, (peak, held) in peaks.items():
         print(f"{dtype}: peak {peak / 2**20:7.1f} MiB = {peak / data:.2f} x the "
-              f"float64 data ({data / 2**20:.0f} MiB)")
-    print(f"float32 / float64 peak = {peaks['float32'] / peaks['float64']:.2f}")
+              f"float64 data ({data / 2**20:.0f} MiB); held in the iterations "
+              f"{held / 2**20:7.1f} MiB = {held / data:.2f} x")
+    print(f"float32 / float64: peak {peaks['float32'][0] / peaks['float64'][0]:.2f}"
+          f", held in the iterations "
+          f"{peaks['float32'][1] / peaks['float64'][1]:.2f}")
 
     print(f"\n3. accuracy, seeds 0..{args.seeds - 1}, k = {args.k}")
     scores = {dt: {"SAD": [], "SDR": []} for dt in DTYPES}
