@@ -96,14 +96,18 @@ def read(X, mask, dtype=np.float64):
     Raises
     ------
     InputError
-        inf in X, a mask of another shape, or every voxel missing.
+        inf in X, a mask of another shape, every voxel missing, or (float32)
+        values beyond float32's range.
     """
     masked = None
     if np.ma.isMaskedArray(X):
         masked = np.ma.getmaskarray(X)
         X = np.ma.getdata(X)
     X = real_array(X, "X", ndim=(2, 3), finite=False, shape_text=_SHAPE_TEXT,
-                   keep_float32=dtype == np.float32).astype(dtype, copy=False)
+                   keep_float32=dtype == np.float32)
+    if X.dtype != dtype:
+        _check_range(X, dtype)
+        X = X.astype(dtype)
     finite = np.isfinite(X)
     if finite.all() and mask is None and (masked is None or not masked.any()):
         return X, None  # complete data: no copy
@@ -129,6 +133,15 @@ def read(X, mask, dtype=np.float64):
     if missing.all():
         raise InputError("X has no observed voxel: every value is NaN or masked")
     return X, missing
+
+
+def _check_range(X, dtype):
+    """Refuse data that would overflow ``dtype`` (max and min: no temporary)."""
+    big = float(np.finfo(dtype).max)
+    if X.size and (X.max() > big or X.min() < -big):
+        raise InputError(
+            f"X has values beyond the range of {np.dtype(dtype).name} (|x| > "
+            f"{big:.3g}, or inf); use dtype=None (float64)")
 
 
 def _box(observed_pixels):

@@ -176,6 +176,12 @@ def test_float32_refuses_what_has_no_float32_path(mix):
         gmca(np.ones_like(mix.X), 4, noise="poisson", dtype=np.float32)
 
 
+def test_data_beyond_float32_range_are_refused(mix):
+    with pytest.raises(InputError, match=r"X has values beyond the range of "
+                       r"float32 \(\|x\| > 3.4e\+38, or inf\); use dtype=None"):
+        gmca(mix.X * 1e40, 4, dtype=np.float32)
+
+
 def test_rescaled_float32_data_stay_finite(mix):
     # magnitudes beyond float32's safe range are scaled by a power of two inside
     kw = {"noise_std": mix.noise_std * 2.0**60, "random_state": 0}
