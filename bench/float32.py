@@ -3,6 +3,7 @@
 Run (from the repository root, with ../shared/data/casa beside it):
 
     python bench/float32.py [--rounds 3] [--seeds 3] [--k 1]
+        [--parts time memory accuracy] [--crop 128]
 
 Three parts, on the paper's full Cas A mixture (346 x 346 x 75, 40 dB, noise std
 known, the authors' models; bench/casa_separation.py's ``make_case``):
@@ -66,6 +67,8 @@ def main(argv=None):
     parser.add_argument("--snr", type=float, default=40.0)
     parser.add_argument("--crop", type=int, default=0,
                         help="central crop size (0: the full images)")
+    parser.add_argument("--parts", nargs="+", default=["time", "memory", "accuracy"],
+                        choices=["time", "memory", "accuracy"])
     args = parser.parse_args(argv)
     _common.print_header()
     print(f"threads {sgmca_fast.get_num_threads()}")
@@ -77,9 +80,18 @@ def main(argv=None):
         sgmca_fast.separate(small.X, 4, models, noise_std=small.noise_std,
                             dtype=dtype, max_iter_semiblind=2)
 
-    print(f"\n1. time, seed 0, shape {mix.X.shape}, {args.rounds} rounds")
+    if "time" in args.parts:
+        _time(mix, models, args.rounds)
+    if "memory" in args.parts:
+        _memory(mix, models)
+    if "accuracy" in args.parts:
+        _accuracy(casa, mix, models, args)
+
+
+def _time(mix, models, rounds):
+    print(f"\n1. time, seed 0, shape {mix.X.shape}, {rounds} rounds")
     times = {dt: [] for dt in DTYPES}
-    for r in range(args.rounds):
+    for r in range(rounds):
         for dtype in DTYPES if r % 2 == 0 else DTYPES[::-1]:
             res, wall = _run(mix, models, dtype, 0)
             times[dtype].append(wall)
@@ -94,6 +106,8 @@ def main(argv=None):
           f"{med['float32']:.2f} s, float64 / float32 = "
           f"{med['float64'] / med['float32']:.2f}")
 
+
+def _memory(mix, models):
     print("\n2. memory (tracemalloc peak of one separate call)")
     peaks = {dt: _peak(mix, models, dt) for dt in DTYPES}
     data = mix.X.nbytes
@@ -105,6 +119,8 @@ def main(argv=None):
           f", held in the iterations "
           f"{peaks['float32'][1] / peaks['float64'][1]:.2f}")
 
+
+def _accuracy(casa, mix, models, args):
     print(f"\n3. accuracy, seeds 0..{args.seeds - 1}, k = {args.k}")
     scores = {dt: {"SAD": [], "SDR": []} for dt in DTYPES}
     for seed in range(args.seeds):
