@@ -293,8 +293,8 @@ def separate(
         ``Separation.subspace``.
     dtype : None, numpy.float32, numpy.float64, "float32" or "float64", optional
         Working precision of the data-sized arrays. None (default) and float64:
-        double precision throughout. float32: X (converted once, after the
-        checks), its starlet coefficients (the C kernels' float32 path), the
+        double precision throughout. float32: X (converted once, as it is
+        read; float32 input is used as it is), its starlet coefficients (the C kernels' float32 path), the
         sources' coefficient buffers, the thresholding (Numba kernels) and the
         products ``pinv(A) Xd`` and ``Sd Xd^T`` (sgemm) are single precision,
         half the memory; A, ``Xd Xd^T`` (accumulated in float64), the
