@@ -294,14 +294,15 @@ def separate(
     dtype : None, numpy.float32, numpy.float64, "float32" or "float64", optional
         Working precision of the data-sized arrays. None (default) and float64:
         double precision throughout. float32: X (converted once, as it is
-        read; float32 input is used as it is), its starlet coefficients (the C kernels' float32 path), the
-        sources' coefficient buffers, the thresholding (Numba kernels) and the
-        products ``pinv(A) Xd`` and ``Sd Xd^T`` (sgemm) are single precision,
-        half the memory; A, ``Xd Xd^T`` (accumulated in float64), the
-        pseudo-inverses, thresholds, manifold projections and confidence
-        features stay float64; S is float32 (docs/solver.md, "float32"). Not
-        available with missing data, a per-voxel variance map or
-        ``noise="poisson"``. Recorded in ``Separation.dtype``.
+        read; float32 input is used as it is), its starlet coefficients (the
+        C kernels' float32 path), the sources' coefficient buffers, the
+        thresholding (Numba kernels) and the products ``pinv(A) Xd`` and
+        ``Sd Xd^T`` (sgemm) are single precision, half the memory; A,
+        ``Xd Xd^T`` (accumulated in float64), the pseudo-inverses,
+        thresholds, manifold projections and confidence features stay
+        float64; S is float32 (docs/solver.md, "float32"). Not available
+        with missing data, a per-voxel variance map or ``noise="poisson"``.
+        Recorded in ``Separation.dtype``.
 
     Returns
     -------
