@@ -87,8 +87,10 @@ def features(A, S, Xd, nscales, *, noise_std=None, model_fit=None, reseeded=(),
         Sources (no NaN), in the data's units divided by those of A.
     Xd : (J, nscales * P) ndarray or None
         Detail coefficients of the data, scale-major (``starlet.forward`` of X,
-        planes ``[:nscales]``, flattened), in the data's units. None for data
-        that are not in memory: then ``noise_std`` and ``off_energy`` are needed.
+        planes ``[:nscales]``, flattened), in the data's units; float32 keeps
+        the data-sized intermediates in float32 (the features are float64).
+        None for data that are not in memory: then ``noise_std`` and
+        ``off_energy`` are needed.
     nscales : int
         Detail scales of the transform.
     noise_std : float or (J,) ndarray, optional
@@ -123,16 +125,22 @@ def features(A, S, Xd, nscales, *, noise_std=None, model_fit=None, reseeded=(),
     J, n_src = A.shape
     pix_shape = S.shape[1:]
     norms = starlet.scale_norms(pix_shape, nscales)
-    Sd = _details(np.asarray(S, dtype=np.float64), nscales)  # (I, ns, P)
+    # float32 data (dtype=np.float32): the data-sized arrays stay float32, the
+    # small products and every sum over the pixels are float64
+    dt = np.float32 if Xd is not None and Xd.dtype == np.float32 else np.float64
+    acc = None if dt == np.float64 else np.float64
+    f64 = np.float64
+    Sd = _details(np.asarray(S, dtype=dt), nscales)  # (I, ns, P)
     if Xd is None:
-        sigma = np.broadcast_to(np.asarray(noise_std, dtype=np.float64), (J,))
+        sigma = np.broadcast_to(np.asarray(noise_std, dtype=f64), (J,))
     else:
         Xs = Xd.reshape(J, nscales, -1)
-        residual = Xs - np.einsum("ji,isp->jsp", A, Sd)
-        sigma = _noise_levels(noise_std, residual, norms)
+        residual = Xs - np.einsum("ji,isp->jsp", A.astype(dt, copy=False), Sd)
+        sigma = np.asarray(_noise_levels(noise_std, residual, norms), dtype=f64)
     flat = Sd.reshape(n_src, -1)
-    G = flat @ flat.T
-    H = sum(norms[s] ** 2 * (Sd[:, s] @ Sd[:, s].T) for s in range(nscales))
+    G = (flat @ flat.T).astype(f64, copy=False)
+    H = sum(norms[s] ** 2 * (Sd[:, s] @ Sd[:, s].T).astype(f64, copy=False)
+            for s in range(nscales))
     Gi = np.linalg.pinv(G)
     col2 = np.sum(A * A, axis=0)
     eps2 = np.sum(sigma**2) * np.diag(Gi @ H @ Gi) / np.where(col2 > 0, col2, 1.0)
@@ -140,16 +148,17 @@ def features(A, S, Xd, nscales, *, noise_std=None, model_fit=None, reseeded=(),
 
     q = np.linalg.qr(A)[0]
     if Xd is not None:
-        off = Xd - q @ (q.T @ Xd)
-        off_energy = np.sum(off * off)
+        qd = q.astype(dt, copy=False)
+        off = Xd - qd @ (qd.T @ Xd)
+        off_energy = np.sum(off * off, dtype=acc)
     n_pix = Sd.shape[2]
     proj_perp = 1.0 - np.sum(q * q, axis=1)  # diagonal of I - Q Q^T
     expected = n_pix * np.sum(norms[:nscales] ** 2) * np.sum(sigma**2 * proj_perp)
-    unexplained = max(off_energy, 0.0) / max(expected, 1e-300)
+    unexplained = max(float(off_energy), 0.0) / max(expected, 1e-300)
 
-    energy = col2 * np.sum(flat * flat, axis=1)
-    l2 = np.sqrt(np.sum(flat * flat, axis=1))
-    density = np.sum(np.abs(flat), axis=1) / np.where(
+    energy = col2 * np.sum(flat * flat, axis=1, dtype=acc)
+    l2 = np.sqrt(np.sum(flat * flat, axis=1, dtype=acc))
+    density = np.sum(np.abs(flat), axis=1, dtype=acc) / np.where(
         l2 > 0, np.sqrt(flat.shape[1]) * l2, np.inf)
     fit = [None] * n_src if model_fit is None else list(model_fit)
     log_fit = np.array([_LOG_FIT_UNMODELLED if f is None

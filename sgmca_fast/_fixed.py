@@ -111,9 +111,12 @@ class Held:
         A_fix = self.spectra if rows is None else self.spectra[rows]
         Sf = Sd[free]
         # (Xd - A_fix Sd_fix) Sd_free^T without forming the residual.
-        rhs = (Sf @ Xd.T).T - A_fix @ (Sd[self.index] @ Sf.T)
+        # float32 coefficients: the products in sgemm, the small ones in float64
+        f64 = np.float64
+        rhs = ((Sf @ Xd.T).T.astype(f64, copy=False)
+               - A_fix @ (Sd[self.index] @ Sf.T).astype(f64, copy=False))
         A = np.empty((Xd.shape[0], n_src))
-        A[:, free] = rhs @ floored_inverse(Sf @ Sf.T)
+        A[:, free] = rhs @ floored_inverse((Sf @ Sf.T).astype(f64, copy=False))
         A[:, self.index] = A_fix
         return A
 

@@ -1,12 +1,18 @@
 """Numba kernels of the GMCA source update: MAD, support thresholds, thresholding.
 
-Each ``_name`` function is a private jitted kernel: it takes float64 C-contiguous
-arrays and an ``out`` buffer, is parallel over rows only, and never raises. The
-public wrapper of the same name without the underscore validates and converts its
-input (float64, C order), sets the Numba thread count from
+Each ``_name`` function is a private jitted kernel: it takes float32 or float64
+C-contiguous arrays and an ``out`` buffer, is parallel over rows only, and never
+raises. The public wrapper of the same name without the underscore validates and
+converts its input (float32 stays float32, any other real dtype becomes float64;
+C order), sets the Numba thread count from
 :func:`sgmca_fast.get_num_threads` and calls the kernel. Rows are the
 (source, detail scale) pairs of the starlet coefficients, so ``R`` is small (a
 few to a few tens) and ``P`` large (the pixels).
+
+Dtype policy: the data rows keep their precision (the selection scratch and
+thresholded outputs are of the data's dtype), the per-row results (MAD std,
+thresholds) are float64, and every sum over the pixels (the non-negativity
+totals, the relative change) is accumulated in float64.
 
 Non-finite values are not checked here (the solver validates its data once);
 with NaN in a row the results of that row are unspecified, but no kernel loops
@@ -202,7 +208,7 @@ def _median(row, mode, center, buf, sample):
     below, at = _order_stat(row, mode, center, n >> 1, (n & 1) == 0, buf, sample)
     if n & 1:
         return at
-    return 0.5 * (below + at)
+    return 0.5 * (np.float64(below) + np.float64(at))  # no float32 rounding
 
 
 @njit(cache=True, fastmath=_FASTMATH)
@@ -214,15 +220,17 @@ def _sample_size(n):
 
 
 @njit(cache=True)
-def _task_buffers(n_threads, n_rows, n_pix):
-    """Tasks (one per thread, at most one per row) and their scratch rows.
+def _task_buffers(n_threads, x):
+    """Tasks (one per thread, at most one per row of x) and their scratch rows.
 
-    Returns ``n_tasks`` and, per task, a copy buffer of ``n_pix`` values and a
-    sample buffer for the bracketed selection, reused for all the task's rows.
+    Returns ``n_tasks`` and, per task, a copy buffer of a row of ``x`` and a
+    sample buffer for the bracketed selection, reused for all the task's rows;
+    both of x's dtype (the selection only compares and moves values).
     """
+    n_rows, n_pix = x.shape
     n_tasks = max(min(n_threads, n_rows), 0)
-    return (n_tasks, np.empty((n_tasks, n_pix)),
-            np.empty((n_tasks, _sample_size(n_pix))))
+    return (n_tasks, np.empty((n_tasks, n_pix), x.dtype),
+            np.empty((n_tasks, _sample_size(n_pix)), x.dtype))
 
 
 @njit(cache=True, parallel=True, fastmath=_FASTMATH)
@@ -231,14 +239,14 @@ def _mad_std(x, n_threads, out):
 
     Parameters
     ----------
-    x : (R, P) float64 C-contiguous array, P >= 1
+    x : (R, P) float32 or float64 C-contiguous array, P >= 1
     n_threads : int >= 1
         Threads in use: one scratch row each (numba.get_num_threads() inside
         the kernel would prevent caching).
     out : (R,) float64 array, written
     """
-    n_rows, n_pix = x.shape
-    n_tasks, scratch, samples = _task_buffers(n_threads, n_rows, n_pix)
+    n_rows = x.shape[0]
+    n_tasks, scratch, samples = _task_buffers(n_threads, x)
     for task in prange(n_tasks):
         for r in range(task, n_rows, n_tasks):
             med = _median(x[r], 0, 0.0, scratch[task], samples[task])
@@ -251,7 +259,7 @@ def _support_thresholds(x, thr, fraction, min_count, n_threads, out):
 
     Parameters
     ----------
-    x : (R, P) float64 C-contiguous array, P >= 1
+    x : (R, P) float32 or float64 C-contiguous array, P >= 1
     thr : (R,) float64 array
         Current thresholds; npix = #{|x_r| > thr_r}.
     fraction : float >= 0
@@ -261,7 +269,7 @@ def _support_thresholds(x, thr, fraction, min_count, n_threads, out):
         kval > P gives the smallest |x_r|.
     """
     n_rows, n_pix = x.shape
-    n_tasks, scratch, samples = _task_buffers(n_threads, n_rows, n_pix)
+    n_tasks, scratch, samples = _task_buffers(n_threads, x)
     for task in prange(n_tasks):
         buf = scratch[task]
         sample = samples[task]
@@ -294,14 +302,14 @@ def _threshold(x, thr, prev, kstd, reweight, hard, out):
 
     Parameters
     ----------
-    x : (R, P) float64 C-contiguous array
+    x : (R, P) float32 or float64 C-contiguous array
     thr : (R,) float64 array
-    prev : (R, P) float64 C-contiguous array
+    prev : (R, P) C-contiguous array of x's dtype
         Previous thresholded coefficients; read only if ``reweight``.
     kstd : (R,) float64 array
         Reweighting scale; read only if ``reweight``. 0 means no reweighting.
     reweight, hard : bool
-    out : (R, P) float64 C-contiguous array, written; may be ``x`` or ``prev``
+    out : (R, P) C-contiguous array of x's dtype, written; may be ``x`` or ``prev``
     """
     n_rows, n_pix = x.shape
     for r in prange(n_rows):
@@ -324,7 +332,8 @@ def _nonneg_sources(w, block, n_threads):
 
     Parameters
     ----------
-    w : (I, nplanes, P) float64 C-contiguous array, modified
+    w : (I, nplanes, P) float32 or float64 C-contiguous array, modified (the
+        per-pixel totals are float64)
     block : int >= 1
         Pixels per work item; items are (source, pixel block) pairs, dealt
         round-robin to the threads.
@@ -364,7 +373,11 @@ def _nonneg_sources(w, block, n_threads):
 
 @njit(cache=True, parallel=True, fastmath=_FASTMATH)
 def _relative_change(new, old, out):
-    """Per row: out[r, 0] = ||new_r - old_r||^2, out[r, 1] = ||new_r||^2."""
+    """Per row: out[r, 0] = ||new_r - old_r||^2, out[r, 1] = ||new_r||^2.
+
+    ``new`` and ``old`` share one dtype (float32 or float64); the squares and
+    sums are float64 (float32 sums over millions of pixels would lose digits).
+    """
     n_rows, n_pix = new.shape
     for r in prange(n_rows):
         a = new[r]
@@ -372,9 +385,10 @@ def _relative_change(new, old, out):
         diff = 0.0
         norm = 0.0
         for p in range(n_pix):
-            d = a[p] - b[p]
+            va = np.float64(a[p])
+            d = va - np.float64(b[p])
             diff += d * d
-            norm += a[p] * a[p]
+            norm += va * va
         out[r, 0] = diff
         out[r, 1] = norm
 
@@ -391,14 +405,20 @@ def _use_threads():
     return n
 
 
-def _as_float2d(value, name):
-    """Float64 C-contiguous (R, P) copy or view of ``value``."""
-    arr = real_array(value, name, ndim=2, finite=False, shape_text="2-D (rows, pixels)")
+def _as_float2d(value, name, dtype=None):
+    """C-contiguous (R, P) copy or view of ``value``, float32 kept, else float64.
+
+    ``dtype`` forces that dtype instead (a copy when it differs).
+    """
+    arr = real_array(value, name, ndim=2, finite=False, keep_float32=True,
+                     shape_text="2-D (rows, pixels)")
+    if dtype is not None:
+        arr = arr.astype(dtype, copy=False)
     return np.ascontiguousarray(arr)
 
 
 def _pixel_rows(x):
-    """``x`` as float64 C-contiguous (R, P) rows with at least one pixel."""
+    """``x`` as float32/float64 C-contiguous (R, P) rows with at least one pixel."""
     x = _as_float2d(x, "x")
     if x.shape[1] < 1:
         raise InputError(f"x must have at least one column, got shape {x.shape}")
@@ -418,25 +438,26 @@ def _as_rows(value, name, n_rows):
     return np.ascontiguousarray(arr)
 
 
-def _writeable_float64(arr, name, why=""):
-    """Check that ``arr`` is a float64 C-contiguous writeable ndarray (a buffer).
+def _writeable_float(arr, name, why="", dtypes=(np.float32, np.float64)):
+    """Check that ``arr`` is a C-contiguous writeable ndarray of one of ``dtypes``.
 
     A buffer the kernel writes into cannot be converted, only refused: ``why``
     says so in the messages (e.g. ``" (modified in place)"``).
     """
     if not isinstance(arr, np.ndarray):
         raise InputTypeError(f"{name} must be a numpy array, got {type(arr).__name__}")
-    if arr.dtype != np.float64:
-        raise InputTypeError(f"{name} must have dtype float64{why}, got {arr.dtype}")
+    if arr.dtype not in dtypes:
+        wanted = " or ".join(np.dtype(d).name for d in dtypes)
+        raise InputTypeError(f"{name} must have dtype {wanted}{why}, got {arr.dtype}")
     if not arr.flags.c_contiguous or not arr.flags.writeable:
         raise InputError(f"{name} must be a writeable C-contiguous array{why}")
 
 
-def _check_out(out, shape):
-    """Return ``out`` (or a new buffer) after checking it can be written."""
+def _check_out(out, shape, dtype=np.float64):
+    """Return ``out`` (or a new ``dtype`` buffer) after checking it can be written."""
     if out is None:
-        return np.empty(shape)
-    _writeable_float64(out, "out")
+        return np.empty(shape, dtype)
+    _writeable_float(out, "out", dtypes=(dtype,))
     if out.shape != shape:
         raise InputError(f"out must have shape {shape}, got {out.shape}")
     return out
@@ -455,7 +476,8 @@ def mad_std(x, out=None):
     Parameters
     ----------
     x : (R, P) array_like
-        Real values, P >= 1; converted to float64 C order if needed.
+        Real values, P >= 1; float32 is used as it is, other dtypes are
+        converted to float64 (C order if needed).
     out : (R,) ndarray of float64, optional
         Output buffer.
 
@@ -485,7 +507,8 @@ def support_thresholds(x, thr, fraction, min_count=5, out=None):
     Parameters
     ----------
     x : (R, P) array_like
-        Real coefficients, P >= 1.
+        Real coefficients, P >= 1 (float32 is used as it is, other dtypes
+        become float64).
     thr : float or (R,) array_like
         Current thresholds, one per row.
     fraction : float
@@ -522,22 +545,24 @@ def threshold(x, thr, *, prev=None, kstd=None, hard=False, out=None):
     Parameters
     ----------
     x : (R, P) array_like
-        Real coefficients.
+        Real coefficients: float32 stays float32 (and so does the result),
+        other dtypes become float64.
     thr : float or (R,) array_like
         Thresholds, >= 0.
     prev : (R, P) array_like, optional
-        Previous thresholded coefficients; give it together with ``kstd``.
+        Previous thresholded coefficients (converted to x's dtype); give it
+        together with ``kstd``.
     kstd : float or (R,) array_like, optional
         Scale of the reweighting (k times the noise std), >= 0.
     hard : bool, optional
         Hard instead of soft thresholding.
-    out : (R, P) ndarray of float64, optional
-        Output buffer; may be ``x`` itself (in place) when ``x`` is float64 and
-        C-contiguous.
+    out : (R, P) ndarray of x's dtype (float32 or float64), optional
+        Output buffer; may be ``x`` itself (in place) when ``x`` is a
+        C-contiguous float32 or float64 array.
 
     Returns
     -------
-    y : (R, P) ndarray of float64
+    y : (R, P) ndarray of x's dtype
         ``out`` if given.
     """
     x = _as_float2d(x, "x")
@@ -554,7 +579,7 @@ def threshold(x, thr, *, prev=None, kstd=None, hard=False, out=None):
     hard = boolean(hard, "hard")
     reweight = prev is not None
     if reweight:
-        prev = _as_float2d(prev, "prev")
+        prev = _as_float2d(prev, "prev", dtype=x.dtype)
         if prev.shape != x.shape:
             raise InputError(
                 f"prev must have the shape of x {x.shape}, got {prev.shape}"
@@ -564,7 +589,7 @@ def threshold(x, thr, *, prev=None, kstd=None, hard=False, out=None):
             raise InputError(f"kstd must be >= 0, got minimum {kstd.min()}")
     else:
         prev, kstd = x, thr  # not read by the kernel
-    out = _check_out(out, x.shape)
+    out = _check_out(out, x.shape, x.dtype)
     _use_threads()
     _threshold(x, thr, prev, kstd, reweight, hard, out)
     return out
@@ -578,16 +603,17 @@ def nonneg_sources(w):
 
     Parameters
     ----------
-    w : (I, nplanes, P) ndarray of float64
+    w : (I, nplanes, P) ndarray of float32 or float64
         Starlet coefficients of I sources (detail scales and coarse scale),
-        C-contiguous and writeable; modified in place.
+        C-contiguous and writeable; modified in place. The per-pixel sums are
+        float64 either way.
 
     Returns
     -------
-    w : (I, nplanes, P) ndarray of float64
+    w : (I, nplanes, P) ndarray
         The same array.
     """
-    _writeable_float64(w, "w", why=" (it is modified in place)")
+    _writeable_float(w, "w", why=" (it is modified in place)")
     if w.ndim != 3:
         raise InputError(
             f"w must be 3-D (sources, planes, pixels), got {w.ndim}-D with shape "
@@ -604,7 +630,9 @@ def relative_change(new, old):
     Parameters
     ----------
     new, old : (R, P) array_like
-        Arrays of one shape (e.g. successive thresholded coefficients).
+        Arrays of one shape (e.g. successive thresholded coefficients); used as
+        they are when both are float32 (the sums are float64 either way), else
+        converted to float64.
 
     Returns
     -------
@@ -613,6 +641,9 @@ def relative_change(new, old):
     """
     new = _as_float2d(new, "new")
     old = _as_float2d(old, "old")
+    if old.dtype != new.dtype:  # one float32, one not: both in float64
+        new = new.astype(np.float64)
+        old = old.astype(np.float64)
     if old.shape != new.shape:
         raise InputError(
             f"old must have the shape of new {new.shape}, got {old.shape}"

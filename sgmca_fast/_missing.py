@@ -73,7 +73,7 @@ class MissingSummary:
         )
 
 
-def read(X, mask):
+def read(X, mask, dtype=np.float64):
     """Check the data and the mask; return (X, missing) with NaN allowed.
 
     Parameters
@@ -82,24 +82,32 @@ def read(X, mask):
         Data; NaN marks a missing voxel; a numpy masked array's mask counts too.
     mask : bool array_like of X's shape, or None
         True where a voxel is missing.
+    dtype : {numpy.float64, numpy.float32}, optional
+        The working precision X is returned in.
 
     Returns
     -------
     X : ndarray
-        float64, NaN where missing (a view of the input when nothing is missing).
+        Of ``dtype``, NaN where missing (a view of the input when nothing is
+        missing and it already has that dtype).
     missing : bool ndarray or None
         None when nothing is missing.
 
     Raises
     ------
     InputError
-        inf in X, a mask of another shape, or every voxel missing.
+        inf in X, a mask of another shape, every voxel missing, or (float32)
+        values beyond float32's range.
     """
     masked = None
     if np.ma.isMaskedArray(X):
         masked = np.ma.getmaskarray(X)
         X = np.ma.getdata(X)
-    X = real_array(X, "X", ndim=(2, 3), finite=False, shape_text=_SHAPE_TEXT)
+    X = real_array(X, "X", ndim=(2, 3), finite=False, shape_text=_SHAPE_TEXT,
+                   keep_float32=dtype == np.float32)
+    if X.dtype != dtype:
+        _check_range(X, dtype)
+        X = X.astype(dtype)
     finite = np.isfinite(X)
     if finite.all() and mask is None and (masked is None or not masked.any()):
         return X, None  # complete data: no copy
@@ -125,6 +133,15 @@ def read(X, mask):
     if missing.all():
         raise InputError("X has no observed voxel: every value is NaN or masked")
     return X, missing
+
+
+def _check_range(X, dtype):
+    """Refuse data that would overflow ``dtype`` (max and min: no temporary)."""
+    big = float(np.finfo(dtype).max)
+    if X.size and (X.max() > big or X.min() < -big):
+        raise InputError(
+            f"X has values beyond the range of {np.dtype(dtype).name} (|x| > "
+            f"{big:.3g}, or inf); use dtype=None (float64)")
 
 
 def _box(observed_pixels):

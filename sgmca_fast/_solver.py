@@ -43,8 +43,10 @@ __all__ = ["Separation", "gmca", "separate"]
 
 # Data whose largest magnitude lies beyond 2**+-_SAFE_EXPONENT are scaled by a power
 # of two inside (exact), so that Xd Xd^T and the normal matrices neither overflow
-# nor underflow; at ordinary magnitudes nothing is scaled.
-_SAFE_EXPONENT = 100
+# nor underflow; at ordinary magnitudes nothing is scaled. In float32 (largest
+# 2**128) the bound is 2**+-30, so that the sgemm of Sd Xd^T (magnitude squared
+# times the pixels) stays finite.
+_SAFE_EXPONENT = {np.float64: 100, np.float32: 30}
 
 
 @dataclass
@@ -57,7 +59,8 @@ class Separation:
         Mixing matrix; each column is a spectrum. Modelled columns lie on their
         model's manifold (unit L2 norm); the others have norm at most 1.
     S : (I, H, W) or (I, P) ndarray
-        Sources, in the data's units divided by those of A.
+        Sources, in the data's units divided by those of A; float64, or float32
+        with ``dtype=np.float32``.
     mapping : list of str or None
         For each source, the name of the model its spectrum follows, or None.
     model_fit : list of float or None
@@ -72,6 +75,11 @@ class Separation:
         and ``"reseeded"``: (semi-blind iteration, column) for each column that
         was found to duplicate another and restarted from the residual (a lost
         source; see the user guide).
+    dtype : str
+        The working precision of the data-sized arrays, ``"float64"`` (the
+        default) or ``"float32"`` (``separate(dtype=np.float32)``: X, its
+        starlet coefficients, the sources' buffers and S in single precision;
+        A and every small matrix in float64; docs/solver.md, "float32").
     timings : dict
         Seconds spent in ``"transform"``, ``"setup"`` (``Xd Xd^T``, or finding
         the channel subspace and projecting the data on it), ``"blind"``,
@@ -117,16 +125,18 @@ class Separation:
     n_sources_estimate: object = field(default=None, repr=False)
     subspace: dict | None = field(default=None, repr=False)
     confidence: np.ndarray | None = None
+    dtype: str = field(default="float64", repr=False)
 
 
 def _scale_exponent(X):
     """Return e such that ``X * 2**-e`` peaks in [0.5, 1), or 0 at ordinary scales.
 
-    Ordinary: the largest magnitude is within ``2**+-_SAFE_EXPONENT``.
+    Ordinary: the largest magnitude is within ``2**+-_SAFE_EXPONENT`` of X's
+    dtype.
     """
     top = float(np.max(np.abs(X), initial=0.0))
     e = math.frexp(top)[1]
-    return e if abs(e) > _SAFE_EXPONENT else 0
+    return e if abs(e) > _SAFE_EXPONENT[X.dtype.type] else 0
 
 
 def _starlet_coefficients(X, nscales):
@@ -191,6 +201,7 @@ def separate(
     callback=None,
     subspace=None,
     stream=None,
+    dtype=None,
 ) -> Separation:
     """Separate X = A S + N with sGMCA (GMCA when no model is given).
 
@@ -290,10 +301,23 @@ def separate(
         ``np.memmap``, a dask array (its blocks computed on the active
         scheduler) or a ``sgmca_fast._stream.OnDisk``, unless a mask, a
         per-voxel variance, fixed spectra, ``noise="poisson"``,
-        ``noise_std="mad"`` or ``n_sources="auto"`` is asked for (the cube is
-        then read into memory); True streams any array (and refuses those);
+        ``noise_std="mad"``, ``n_sources="auto"`` or
+        ``dtype=np.float32`` is asked for (the cube is then read into memory);
+        True streams any array (and refuses those);
         False reads it. Streamed: complete data, ``subspace`` None means
         ``"auto"``.
+    dtype : None, numpy.float32, numpy.float64, "float32" or "float64", optional
+        Working precision of the data-sized arrays. None (default) and float64:
+        double precision throughout. float32: X (converted once, as it is
+        read; float32 input is used as it is), its starlet coefficients (the
+        C kernels' float32 path), the sources' coefficient buffers, the
+        thresholding (Numba kernels) and the products ``pinv(A) Xd`` and
+        ``Sd Xd^T`` (sgemm) are single precision, half the memory; A,
+        ``Xd Xd^T`` (accumulated in float64), the pseudo-inverses,
+        thresholds, manifold projections and confidence features stay
+        float64; S is float32 (docs/solver.md, "float32"). Not available
+        with missing data, a per-voxel variance map or ``noise="poisson"``.
+        Recorded in ``Separation.dtype``.
 
     Returns
     -------
@@ -311,23 +335,29 @@ def separate(
         a variance of the wrong shape or not finite and positive, a subspace
         with missing data, a variance map, fixed spectra or (``"auto"``)
         ``noise_std="mad"``, a subspace rank out of range; with
-        ``noise="poisson"``, negative counts or values with a fraction.
+        ``noise="poisson"``, negative counts or values with a fraction; an
+        unknown dtype, or float32 with missing data, a variance map or
+        ``noise="poisson"``.
     InputTypeError
         (also a ``TypeError``) a parameter of the wrong type.
     """
+    dtype = _validation.float_dtype(dtype, "dtype")
     # A memory-mapped or dask cube is streamed unless it needs what only the
-    # in-memory solver does (missing data, "auto", ...): then it is read in.
+    # in-memory solver does (missing data, "auto", float32, ...): then it is
+    # read in.
     if _stream.is_lazy(X, stream) and (stream is not None or not _stream.refusals(
             n_sources, {"noise": noise, "mask": mask, "fixed": fixed,
-                        "variance": variance, "noise_std": noise_std})):
+                        "variance": variance, "noise_std": noise_std,
+                        "dtype": dtype})):
         return _stream.separate(
             Separation, X, n_sources, models, noise_std=noise_std, variance=variance,
             noise=noise, mask=mask, fixed=fixed, nscales=nscales, k=k, K_max=K_max,
             nonneg_A=nonneg_A, nonneg_S=nonneg_S, l1=l1, A_init=A_init,
             mapping=mapping, max_iter_semiblind=max_iter_semiblind,
             tol_semiblind=tol_semiblind, random_state=random_state,
-            progress=progress, callback=callback, subspace=subspace)
+            progress=progress, callback=callback, subspace=subspace, dtype=dtype)
     if _validation.choice(noise, "noise", ("gaussian", "poisson")) == "poisson":
+        _refuse_float32(dtype, 'noise="poisson"')
         return _poisson.separate_counts(
             separate, X, n_sources, models, noise_std=noise_std, variance=variance,
             mask=mask, A_init=A_init, fixed=fixed, nscales=nscales, k=k,
@@ -336,7 +366,9 @@ def separate(
             tol_semiblind=tol_semiblind, random_state=random_state,
             progress=progress, callback=callback, subspace=subspace)
     t_start = time.perf_counter()
-    X, missing = _missing.read(X, mask)
+    X, missing = _missing.read(X, mask, dtype)
+    if missing is not None:
+        _refuse_float32(dtype, "missing data (NaN or mask)")
     plan = None if missing is None else _missing.Plan(missing)
     J = X.shape[0]
     n_sources = _checks.n_sources(n_sources, J)
@@ -349,6 +381,8 @@ def separate(
     l1 = boolean(l1, "l1")
     progress = boolean(progress, "progress")
     noise_std, variance = _noisemap.check_noise(noise_std, variance, X.shape)
+    if variance is not None and variance.ndim > 1:
+        _refuse_float32(dtype, "a per-voxel variance map")
     n_sources, n_estimate = _noisemap.resolve_n_sources(n_sources, X, noise_std,
                                                         variance, models, missing)
     A_init = _check_A_init(A_init, (J, n_sources))
@@ -382,7 +416,8 @@ def separate(
     step = SourceStep(Xw, scaled.std, norms, k, l1, nonneg_S, scaled.variance_map)
     sub = None
     if sub_rank is None:
-        xx = Xd @ Xd.T
+        # float32: accumulated in float64 by column blocks (PCA start, recovery)
+        xx = Xd @ Xd.T if Xd.dtype == np.float64 else _subspace._gram(Xd)
         pb = Problem(Xd, xx, step, n_sources, K_max, nonneg_A, rng)
     else:
         sub = _subspace.reduce(Xw[:, :nscales], sub_rank, noise_std=scaled.std,
@@ -451,7 +486,15 @@ def separate(
         n_sources_estimate=n_estimate,
         subspace=None if sub is None else sub.summary(),
         confidence=confidence,
+        dtype=np.dtype(dtype).name,
     )
+
+
+def _refuse_float32(dtype, what):
+    """Refuse ``dtype=float32`` with an option that has no float32 path."""
+    if dtype == np.float32:
+        raise InputError(f"dtype=float32 is not available with {what}; use "
+                         "dtype=None (float64)")
 
 
 def gmca(X, n_sources, **kwargs) -> Separation:

@@ -77,7 +77,9 @@ def mixing_ls(Xd, Sd):
     (J, I) ndarray
     """
     # (Sd Xd^T)^T: OpenBLAS runs this orientation of the skinny product faster.
-    return (Sd @ Xd.T).T @ floored_inverse(Sd @ Sd.T)
+    # float32 coefficients: sgemm, then the small (J, I) and (I, I) in float64.
+    SX = (Sd @ Xd.T).astype(np.float64, copy=False)
+    return SX.T @ floored_inverse((Sd @ Sd.T).astype(np.float64, copy=False))
 
 
 def unit_columns(A, rng):
@@ -107,7 +109,10 @@ class SourceStep:
     Parameters
     ----------
     Xw : (J, nscales + 1, P) ndarray
-        Starlet coefficients of the data (details then the coarse plane).
+        Starlet coefficients of the data (details then the coarse plane),
+        float64 or float32: the sources' coefficients take its dtype (the
+        pseudo-inverse, computed in float64, is cast to it for the product, an
+        sgemm for float32).
     noise : (J,) ndarray or None
         Noise std per channel (the least-squares weights ``1 / noise**2``); None
         estimates each source's noise by the MAD.
@@ -156,7 +161,8 @@ class SourceStep:
         ns = self.nscales
         M = self.pinv(A)
         J, _, P = self.Xw.shape
-        np.matmul(M, self.Xw[:, :ns].reshape(J, ns * P), out=out.reshape(-1, ns * P))
+        np.matmul(M.astype(self.Xw.dtype, copy=False),
+                  self.Xw[:, :ns].reshape(J, ns * P), out=out.reshape(-1, ns * P))
         self.threshold(M, out, K, prev_detail)
         return M
 
@@ -197,9 +203,10 @@ class SourceStep:
         if coarse is None and not self.coarse:
             raise ValueError("this source update has no coarse plane: give it")
         n, ns, P = detail.shape
-        full = np.empty((n, ns + 1, P))
+        full = np.empty((n, ns + 1, P), self.Xw.dtype)
         full[:, :-1] = detail
-        full[:, -1] = M @ self.Xw[:, -1] if coarse is None else coarse
+        full[:, -1] = (M.astype(self.Xw.dtype, copy=False) @ self.Xw[:, -1]
+                       if coarse is None else coarse)
         if self.nonneg_S:
             _kernels.nonneg_sources(full)
         return full
@@ -225,7 +232,7 @@ def final_sources(step, A, prev, out):
     Returns
     -------
     S : (I, P) ndarray
-        Sources in the direct domain.
+        Sources in the direct domain, of the coefficients' dtype.
     """
     M = step(A, 1.0, prev, out)
     return starlet.inverse(step.full(M, out), axis=1)

@@ -91,6 +91,11 @@ class Problem:
         step = self.step
         return (self.n_sources, step.nscales, step.Xw.shape[2])
 
+    @property
+    def dtype(self):
+        """The coefficients' dtype (float64, or float32 with ``dtype=``)."""
+        return self.step.Xw.dtype
+
     def sources(self, A, K, state):
         """Swap the state's buffers, update the sources into ``state.detail``.
 
@@ -156,7 +161,7 @@ class State:
         Mixing matrix, unit columns.
     detail, prev : (I, nscales, P) ndarray
         Current and previous detail coefficients of the sources (two buffers
-        swapped at each iteration; nothing else grows).
+        swapped at each iteration; nothing else grows), of the data's dtype.
     mapping : list of str or None
         Model name of each source (semi-blind stage), or None.
     fit : list of float or None
@@ -277,7 +282,8 @@ def blind_stage(pb, A, rec):
     -------
     State
     """
-    state = State(A, np.zeros(pb.detail_shape()), np.zeros(pb.detail_shape()),
+    state = State(A, np.zeros(pb.detail_shape(), pb.dtype),
+                  np.zeros(pb.detail_shape(), pb.dtype),
                   [None] * pb.n_sources, [None] * pb.n_sources)
     for it in range(2 * _IT_MIN):
         K = min(pb.K_max / (_IT_MIN / 2 - 1) * (it + 1), pb.K_max)

@@ -319,6 +319,7 @@ def refusals(n_sources, kw):
         (isinstance(kw.get("noise_std"), str), f"noise_std={kw.get('noise_std')!r}"),
         (isinstance(n_sources, str), f"n_sources={n_sources!r}"),
         (kw.get("subspace", "auto") is None, "subspace=None (the full space)"),
+        (kw.get("dtype") not in (None, np.float64), "dtype=float32"),
     ) if flag]
 
 

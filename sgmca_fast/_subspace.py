@@ -87,12 +87,16 @@ class Subspace:
         """Reduced coordinates ``V^T D^-1 M``: (J, ...) -> (r, ...).
 
         Read in blocks of columns, so a memory-mapped M is read once in chunks.
+        A float32 M gives float32 coordinates (the data's reduced coefficients
+        with ``dtype=np.float32``); any other dtype float64.
         """
         M = np.asarray(M)
         J = M.shape[0]
         flat = M.reshape(J, -1)
-        W = (self.basis / self.scale[:, None]).T  # (r, J)
-        out = np.empty((self.rank, flat.shape[1]))
+        # float32 data stay float32 (an sgemm); anything else float64
+        dtype = np.float32 if M.dtype == np.float32 else np.float64
+        W = (self.basis / self.scale[:, None]).T.astype(dtype, copy=False)  # (r, J)
+        out = np.empty((self.rank, flat.shape[1]), dtype)
         for cols in _blocks(flat):
             np.matmul(W, flat[:, cols], out=out[:, cols])
         return out.reshape((self.rank,) + M.shape[1:])

@@ -20,6 +20,7 @@ __all__ = [
     "InputTypeError",
     "boolean",
     "choice",
+    "float_dtype",
     "integer",
     "real",
     "real_array",
@@ -120,6 +121,41 @@ def choice(value, name: str, options: Iterable[str]) -> str:
     if not isinstance(value, str) or value not in options:
         raise InputError(f"{name} must be one of {options}, got {value!r}")
     return value
+
+
+_FLOAT_DTYPES = {"float32": np.float32, "float64": np.float64}
+
+
+def float_dtype(value, name: str = "dtype") -> type:
+    """Return ``np.float32`` or ``np.float64`` for a working precision argument.
+
+    Parameters
+    ----------
+    value : None, numpy.float32, numpy.float64, numpy.dtype or str
+        None means float64; the strings ``"float32"`` and ``"float64"`` and the
+        equal numpy dtypes are accepted.
+    name : str, optional
+        Its name, for the message.
+
+    Returns
+    -------
+    type
+        ``np.float32`` or ``np.float64``.
+    """
+    if value is None:
+        return np.float64
+    if isinstance(value, str):
+        if value in _FLOAT_DTYPES:
+            return _FLOAT_DTYPES[value]
+    else:
+        try:
+            dt = np.dtype(value)
+        except TypeError:
+            dt = None
+        if dt is not None and dt.name in _FLOAT_DTYPES:
+            return _FLOAT_DTYPES[dt.name]
+    raise InputError(f"{name} must be one of None, {sorted(_FLOAT_DTYPES)} (or "
+                     f"numpy.float32, numpy.float64), got {value!r}")
 
 
 def real_array(x, name: str, *, ndim: int | tuple[int, ...] | None = None,

@@ -18,7 +18,7 @@ import numpy as np
 
 from . import _io
 from ._summaries import SeparationSummary
-from ._validation import InputError, boolean, choice, integer
+from ._validation import InputError, boolean, choice, float_dtype, integer
 from ._workflow_common import Log, estimate_arrays, have_matplotlib, say, write_json
 from ._workflow_inputs import fill_unknown_variance, read_fixed, read_input_cube
 from ._workflow_models import load_models
@@ -241,7 +241,8 @@ def separate_file(cube, out, *, n_sources, models: Sequence[str] = (),
                   fits: bool = False, figures: bool = True, seed: int = 0,
                   summary_file: bool = False, force: bool = False,
                   progress: bool = False, stream="auto",
-                  log: Log = None) -> SeparationSummary:
+                  log: Log = None,
+                  dtype: str | None = None) -> SeparationSummary:
     """Separate a cube file and write the estimate, the spectra CSV and figures.
 
     NaN voxels of the cube, ``mask`` and a NaN variance are missing data
@@ -315,6 +316,9 @@ def separate_file(cube, out, *, n_sources, models: Sequence[str] = (),
     log : callable, optional
         Called with one line each on the missing voxels, the noise and what the
         reader noted, before the separation.
+    dtype : {"float32", "float64"}, optional
+        The solver's working precision (``separate(dtype=...)``); None: float64.
+        When given it is also written with the parameters.
 
     Returns
     -------
@@ -323,6 +327,7 @@ def separate_file(cube, out, *, n_sources, models: Sequence[str] = (),
     from . import gmca, separate
 
     n = _n_sources(n_sources)
+    float_dtype(dtype, "dtype")  # checked before the cube is read
     if gmca_only and models:
         raise InputError("--gmca-only and --model cannot be used together")
     if choice(noise, "noise", ("gaussian", "poisson")) == "poisson" and \
@@ -357,7 +362,7 @@ def separate_file(cube, out, *, n_sources, models: Sequence[str] = (),
     if stream:
         say(log, "cube: streamed in blocks, not read into memory")
     kwargs = {**noise, "nscales": nscales, "random_state": seed,
-              "progress": progress, "stream": stream}
+              "progress": progress, "stream": stream, "dtype": dtype}
     if held:
         kwargs["fixed"] = {i: f.spectrum for i, f in enumerate(held)}
     if loaded:
@@ -370,6 +375,8 @@ def separate_file(cube, out, *, n_sources, models: Sequence[str] = (),
     method = "sGMCA" if loaded else "GMCA"
     estimate = getattr(result, "n_sources_estimate", None)
     options = {"nscales": nscales, "max_iter": max_iter, "seed": seed}
+    if dtype is not None:
+        options["dtype"] = np.dtype(float_dtype(dtype)).name
     _write_estimate(files["estimate"], result, data, labels,
                     _parameters(cube_path, method, n, described, held, noise_text,
                                 data, options), force)

@@ -135,6 +135,7 @@ def _cmd_separate(args) -> int:
         truth=args.truth, fits=args.fits, figures=not args.no_figures,
         seed=args.seed, summary_file=args.json, force=args.force,
         progress=_progress(args), stream=args.stream, log=_logger(args),
+        dtype=args.dtype,
     )
     if run.n_sources_estimate is not None:
         _say(args, f"-n auto: {run.n_sources_estimate.n_sources} sources "
@@ -405,6 +406,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="starlet detail scales (default 2)")
     p.add_argument("--max-iter", type=int, default=50, metavar="N",
                    help="maximum semi-blind iterations (default 50)")
+    p.add_argument("--dtype", choices=("float32", "float64"), default=None,
+                   help="working precision of the cube-sized arrays: float32 "
+                   "halves their memory (A stays float64; default float64)")
     p.add_argument("--gmca-only", action="store_true",
                    help="blind GMCA, no spectral model")
     p.add_argument("--truth", metavar="TRUTH.npz",

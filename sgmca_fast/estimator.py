@@ -50,6 +50,7 @@ __all__ = ["SGMCA"]
 _SOLVER_PARAMETERS = (
     "noise_std", "nscales", "k", "K_max", "nonneg_A", "nonneg_S", "l1", "A_init",
     "mapping", "max_iter_semiblind", "tol_semiblind", "random_state", "progress",
+    "dtype",
 )
 
 _LAYOUT = (
@@ -184,6 +185,11 @@ max_iter_semiblind, tol_semiblind, progress
         the 2-D starlet is then used. None: the 1-D starlet along the rows.
     random_state : int or numpy.random.Generator, optional
         Seeds the solver's random choices.
+    dtype : None, numpy.float32, numpy.float64, "float32" or "float64", optional
+        The working precision of ``fit`` (:func:`~sgmca_fast.separate`'s
+        ``dtype``): float32 halves the memory of the data-sized arrays and
+        gives float32 ``sources_``; ``mixing_`` is float64 either way.
+        ``transform`` computes in float64.
 
     Attributes
     ----------
@@ -234,7 +240,7 @@ max_iter_semiblind, tol_semiblind, progress
         self, n_sources="auto", models=None, *, noise_std=None, fixed=None,
         nscales=2, k=3.0, K_max=0.5, nonneg_A=True, nonneg_S=False, l1=True,
         A_init=None, mapping=None, max_iter_semiblind=50, tol_semiblind=1e-6,
-        image_shape=None, random_state=None, progress=False,
+        image_shape=None, random_state=None, progress=False, dtype=None,
     ):
         self.n_sources = n_sources
         self.models = models
@@ -253,6 +259,7 @@ max_iter_semiblind, tol_semiblind, progress
         self.image_shape = image_shape
         self.random_state = random_state
         self.progress = progress
+        self.dtype = dtype
 
     # ------------------------------------------------------------------ layout
 

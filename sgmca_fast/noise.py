@@ -38,9 +38,10 @@ _SHAPE_TEXT = "a cube (J, H, W) or a matrix (J, P)"
 _EIGH_MAX = 1000  # channels: above, the refinement's top directions by Lanczos
 
 
-def _data_and_missing(X, mask) -> tuple[np.ndarray, np.ndarray]:
-    """X as float64 and the boolean map of its missing voxels (NaN or masked)."""
-    x = real_array(X, "X", ndim=(2, 3), finite=False, shape_text=_SHAPE_TEXT)
+def _data_and_missing(X, mask, keep_float32=False) -> tuple[np.ndarray, np.ndarray]:
+    """X as float64 (float32 kept if asked) and the map of its missing voxels."""
+    x = real_array(X, "X", ndim=(2, 3), finite=False, shape_text=_SHAPE_TEXT,
+                   keep_float32=keep_float32)
     if np.any(np.isinf(x)):
         raise InputError(
             "X contains inf values; only NaN (or mask=True) marks missing data"
@@ -78,7 +79,7 @@ def _median_filled(x, missing) -> np.ndarray:
     with warnings.catch_warnings():  # all-NaN channels: NaN median, handled later
         warnings.simplefilter("ignore", RuntimeWarning)
         fill = np.nanmedian(present.reshape(x.shape[0], -1), axis=1)
-    fill = np.where(np.isnan(fill), 0.0, fill)
+    fill = np.where(np.isnan(fill), 0.0, fill).astype(x.dtype, copy=False)
     return np.where(missing, fill.reshape((-1,) + (1,) * (x.ndim - 1)), x)
 
 
@@ -126,7 +127,9 @@ def estimate_noise_std(X, mask=None, axis_kind: str = "auto",
     ----------
     X : (J, H, W) or (J, P) array_like
         The data: J channels of H x W images or of P pixels. NaN marks missing
-        voxels; inf is an error.
+        voxels; inf is an error. float32 data are worked on in float32 (no
+        float64 copy of the cube; the J x J products and the result in float64);
+        other dtypes in float64.
     mask : (J, H, W) or (J, P) bool array_like, optional
         True where a voxel is missing (in addition to the NaN voxels).
     axis_kind : {"auto", "2d", "1d"}, optional
@@ -155,7 +158,7 @@ def estimate_noise_std(X, mask=None, axis_kind: str = "auto",
         If no channel has a usable coefficient (images smaller than 5 x 5, or
         everything missing).
     """
-    x, missing = _data_and_missing(X, mask)
+    x, missing = _data_and_missing(X, mask, keep_float32=True)
     kind = _axis_kind(axis_kind, x.ndim)
     sigma, counts = _noise_std_and_counts(x, missing, kind)
     dead = counts == 0
@@ -204,7 +207,8 @@ def _top_eigvecs(y, rank) -> tuple[np.ndarray, np.ndarray]:
     eigenvalues are in decreasing order, min(J, n) of them.
     """
     if y.shape[0] <= y.shape[1]:
-        eig, vec = np.linalg.eigh(y @ y.T)
+        # float32 y: the Gram by sgemm, its eigenvectors in float64
+        eig, vec = np.linalg.eigh((y @ y.T).astype(np.float64, copy=False))
         return vec[:, ::-1][:, :rank], eig[::-1].copy()
     eig, vec = np.linalg.eigh(y.T @ y)
     eig, vec = eig[::-1].copy(), vec[:, ::-1][:, :rank]
@@ -213,9 +217,10 @@ def _top_eigvecs(y, rank) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _low_rank_fit(y, rank) -> tuple[np.ndarray, np.ndarray]:
-    """Best rank-``rank`` approximation of y (J, n) and each row's leverage."""
+    """Best rank-``rank`` approximation of y (J, n), of y's dtype, and leverages."""
     u = _top_eigvecs(y, rank)[0]
-    return u @ (u.T @ y), np.sum(u**2, axis=1)
+    ud = u.astype(y.dtype, copy=False)
+    return ud @ (ud.T @ y), np.sum(u**2, axis=1)
 
 
 def _refine_low_rank(x, missing, sigma, rank, kind, n_iter=10, tol=2e-3):
@@ -237,9 +242,11 @@ def _refine_low_rank(x, missing, sigma, rank, kind, n_iter=10, tol=2e-3):
     shape_j = (-1,) + (1,) * (x.ndim - 1)
     filled = _median_filled(xs, miss)
     s = sigma[live].copy()
+    dt = x.dtype  # float32 data: the cube-sized arrays stay float32
     for _ in range(n_iter):
-        white = (filled / s.reshape(shape_j)).reshape(s.size, -1)
-        fit = _low_rank_fit(white, rank)[0].reshape(xs.shape) * s.reshape(shape_j)
+        sd = s.astype(dt, copy=False)
+        white = (filled / sd.reshape(shape_j)).reshape(s.size, -1)
+        fit = _low_rank_fit(white, rank)[0].reshape(xs.shape) * sd.reshape(shape_j)
         filled = np.where(miss, fit, xs)
         w0, usable, norm = _finest_scale(filled, miss, kind)
         factor = _refine_factor(w0, usable, s, norm, rank)
@@ -259,7 +266,9 @@ def _refine_factor(w0, usable, s, norm, rank) -> np.ndarray:
     scale's noise norm: the MAD of the whitened coefficients with their top
     ``rank`` directions removed, divided by sqrt(1 - leverage).
     """
-    white_w0 = w0.reshape(s.size, -1) / (s[:, None] * norm)
+    # float32 coefficients stay float32 (the divisor cast to their dtype)
+    white_w0 = w0.reshape(s.size, -1) / (s[:, None] * norm).astype(w0.dtype,
+                                                                    copy=False)
     fit_w0, leverage = _low_rank_fit(white_w0, rank)
     resid = (white_w0 - fit_w0).reshape(usable.shape)
     return _mad(resid, usable, slice(None)) / np.sqrt(1 - leverage)

@@ -391,3 +391,19 @@ def test_n_auto_parses(capsys, tmp_path, data):
                   str(tmp_path / "o")])
     assert exc.value.code == 2
     assert "not an integer: 'lots'" in capsys.readouterr().err
+
+
+def test_separate_dtype_float32(tmp_path, call, data):
+    # --dtype float32 reaches separate(dtype=): the estimate's S is float32 and
+    # its spectra agree with the default (float64) run of the same command
+    folder, mix = data
+    base = ["separate", folder / "cube.npy", "-n", 4, "--gmca-only", "--no-figures",
+            "--noise-std", mix.noise_std, "--quiet"]
+    assert call(*base, "-o", tmp_path / "f64.npz").returncode == 0
+    result = call(*base, "-o", tmp_path / "f32.npz", "--dtype", "float32")
+    assert result.returncode == 0, result.stderr
+    with np.load(tmp_path / "f32.npz") as f32, np.load(tmp_path / "f64.npz") as f64:
+        assert f32["S"].dtype == np.float32 and f64["S"].dtype == np.float64
+        np.testing.assert_allclose(f32["A"], f64["A"], atol=1e-4)
+    with pytest.raises(SystemExit):
+        cli.main([*map(str, base), "-o", str(tmp_path / "x.npz"), "--dtype", "half"])

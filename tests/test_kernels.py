@@ -10,6 +10,13 @@ from sgmca_fast import _kernels
 # short rows use a plain quickselect, rows from 2048 on a sampled bracket
 LENGTHS = [1, 2, 3, 4, 7, 10, 101, 1000, 1001, 2048, 5000, 5001]
 
+# The data dtypes the kernels keep (float32 in, float32 buffers; the references
+# of tests/naive.py compute in float64 from the same values). One tolerance per
+# dtype: float64 to rounding, float32 a few of its ulps (eps 1.2e-7) in the MAD
+# (the median of float32 deviations) and in a thresholded value.
+DTYPES = [np.float64, np.float32]
+RTOL = {np.float64: 1e-14, np.float32: 1e-6}
+
 
 def _rows(n_pix, seed=0, n_rows=5):
     """Random rows with ties (rounded values), one all-zero row, one constant row."""
@@ -32,13 +39,14 @@ def one_thread():
 # ---------------------------------------------------------------- mad_std
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("n_pix", LENGTHS)
-def test_mad_std_matches_numpy(n_pix):
-    x = _rows(n_pix)
+def test_mad_std_matches_numpy(n_pix, dtype):
+    x = _rows(n_pix).astype(dtype)
     x_before = x.copy()
     got = _kernels.mad_std(x)
     assert got.dtype == np.float64 and got.shape == (x.shape[0],)
-    np.testing.assert_allclose(got, naive.mad_std(x), rtol=1e-14, atol=0)
+    np.testing.assert_allclose(got, naive.mad_std(x), rtol=RTOL[dtype], atol=0)
     np.testing.assert_array_equal(x, x_before)  # input untouched
 
 
@@ -54,7 +62,8 @@ def test_mad_std_many_rows_out_buffer_and_threads(one_thread):
 def test_mad_std_converts_dtype_and_order(dtype):
     x = (np.random.default_rng(2).standard_normal((30, 6)) * 10).astype(dtype).T
     got = _kernels.mad_std(x)
-    np.testing.assert_allclose(got, naive.mad_std(x.astype(np.float64)), rtol=1e-14)
+    rtol = RTOL.get(dtype, 1e-14)
+    np.testing.assert_allclose(got, naive.mad_std(x.astype(np.float64)), rtol=rtol)
 
 
 def test_mad_std_adversarial_orders():
@@ -118,13 +127,16 @@ def test_mad_std_errors():
 # ------------------------------------------------------ support_thresholds
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("n_pix", LENGTHS)
 @pytest.mark.parametrize("fraction", [0.0, 0.05, 0.3, 0.5, 1.0])
-def test_support_thresholds_matches_sort(n_pix, fraction):
-    x = _rows(n_pix, seed=3)
+def test_support_thresholds_matches_sort(n_pix, fraction, dtype):
+    x = _rows(n_pix, seed=3).astype(dtype)
     thr = np.array([0.5, 0.2, 0.0, 1.0, 3.0])
     got = _kernels.support_thresholds(x, thr, fraction)
     expected = naive.support_thresholds(x, thr, fraction)
+    assert got.dtype == np.float64
+    # an order statistic of |x|: one of the data's values, exact in any dtype
     np.testing.assert_array_equal(got, expected)
 
 
@@ -179,32 +191,36 @@ def test_support_thresholds_errors():
 # --------------------------------------------------------------- threshold
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("hard", [False, True])
 @pytest.mark.parametrize("reweight", [False, True])
 @pytest.mark.parametrize("n_pix", [1, 10, 1001])
-def test_threshold_matches_numpy(hard, reweight, n_pix):
+def test_threshold_matches_numpy(hard, reweight, n_pix, dtype):
     rng = np.random.default_rng(6 + n_pix)
-    x = rng.standard_normal((5, n_pix))
+    x = rng.standard_normal((5, n_pix)).astype(dtype)
     x[2] = 0.0
     thr = np.array([0.5, 0.0, 1.0, 0.3, np.inf])
     kw = {}
     if reweight:
-        kw = {"prev": rng.standard_normal((5, n_pix)), "kstd": [1.0, 2.0, 0.5, 0.0, 3]}
+        kw = {"prev": rng.standard_normal((5, n_pix)).astype(dtype),
+              "kstd": [1.0, 2.0, 0.5, 0.0, 3]}
     expected = naive.threshold(x, thr, hard=hard, **kw)
     got = _kernels.threshold(x, thr, hard=hard, **kw)
     assert got is not x
-    np.testing.assert_allclose(got, expected, rtol=1e-14, atol=0)
+    assert got.dtype == dtype
+    np.testing.assert_allclose(got, expected, rtol=RTOL[dtype], atol=0)
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("hard", [False, True])
-def test_threshold_in_place(hard):
+def test_threshold_in_place(hard, dtype):
     rng = np.random.default_rng(7)
-    x = rng.standard_normal((4, 300))
-    prev = rng.standard_normal((4, 300))
+    x = rng.standard_normal((4, 300)).astype(dtype)
+    prev = rng.standard_normal((4, 300)).astype(dtype)
     expected = naive.threshold(x, 0.7, prev=prev, kstd=2.1, hard=hard)
     res = _kernels.threshold(x, 0.7, prev=prev, kstd=2.1, hard=hard, out=x)
-    assert res is x
-    np.testing.assert_allclose(x, expected, rtol=1e-14, atol=0)
+    assert res is x and x.dtype == dtype
+    np.testing.assert_allclose(x, expected, rtol=RTOL[dtype], atol=0)
 
 
 def test_threshold_kstd_zero_means_no_reweighting():
@@ -233,11 +249,19 @@ def test_threshold_values_by_hand():
     )
 
 
-def test_threshold_float32_input_converted():
-    x = np.random.default_rng(9).standard_normal((3, 40)).astype(np.float32)
-    got = _kernels.threshold(x, [0.1, 0.2, 0.3])
-    assert got.dtype == np.float64
-    np.testing.assert_allclose(got, naive.threshold(x, [0.1, 0.2, 0.3]), rtol=1e-14)
+@pytest.mark.parametrize(("dtype", "kept"), [(np.float32, np.float32),
+                                             (np.float16, np.float64),
+                                             (np.int32, np.float64)])
+def test_threshold_dtype_policy(dtype, kept):
+    # float32 is kept, any other real dtype computed in float64; a float64 prev
+    # with float32 x follows x
+    rng = np.random.default_rng(9)
+    x = (rng.standard_normal((3, 40)) * 4).astype(dtype)
+    prev = rng.standard_normal((3, 40))
+    got = _kernels.threshold(x, [0.1, 0.2, 0.3], prev=prev, kstd=1.0)
+    assert got.dtype == kept
+    expected = naive.threshold(x, [0.1, 0.2, 0.3], prev=prev.astype(kept), kstd=1.0)
+    np.testing.assert_allclose(got, expected, rtol=RTOL[kept])
 
 
 def test_threshold_errors():
@@ -256,6 +280,8 @@ def test_threshold_errors():
         _kernels.threshold(x, 1.0, hard="yes")
     with pytest.raises(TypeError, match="out must have dtype float64, got float32"):
         _kernels.threshold(x, 1.0, out=np.ones((2, 3), dtype=np.float32))
+    with pytest.raises(TypeError, match="out must have dtype float32, got float64"):
+        _kernels.threshold(x.astype(np.float32), 1.0, out=np.ones((2, 3)))
     with pytest.raises(ValueError, match="out must be a writeable C-contiguous"):
         _kernels.threshold(x, 1.0, out=np.ones((3, 2)).T)
     with pytest.raises(ValueError, match="x must be 2-D"):
@@ -265,15 +291,18 @@ def test_threshold_errors():
 # ---------------------------------------------------------- nonneg_sources
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize(
     "shape", [(1, 1, 1), (4, 3, 1000), (2, 2, 9000), (3, 1, 4097), (2, 5, 8192)]
 )
-def test_nonneg_sources_matches_numpy(shape):
-    w = np.random.default_rng(10).standard_normal(shape)
+def test_nonneg_sources_matches_numpy(shape, dtype):
+    w = np.random.default_rng(10).standard_normal(shape).astype(dtype)
     w[0, :, 0] = [1.0, -1.0] + [0.0] * (shape[1] - 2) if shape[1] >= 2 else [0.0]
+    # the reference sums the planes in float64, as the kernel does: the same
+    # pixels are zeroed and the others kept bit for bit
     expected = naive.nonneg_sources(w)
     res = _kernels.nonneg_sources(w)
-    assert res is w
+    assert res is w and w.dtype == dtype
     np.testing.assert_array_equal(w, expected)
     assert np.all(w.sum(axis=1) >= -1e-12)
 
@@ -293,19 +322,31 @@ def test_nonneg_sources_empty():
 def test_nonneg_sources_errors():
     with pytest.raises(TypeError, match="w must be a numpy array, got list"):
         _kernels.nonneg_sources([[[1.0]]])
-    with pytest.raises(TypeError, match="w must have dtype float64"):
-        _kernels.nonneg_sources(np.ones((1, 1, 2), dtype=np.float32))
+    with pytest.raises(TypeError, match="w must have dtype float32 or float64"):
+        _kernels.nonneg_sources(np.ones((1, 1, 2), dtype=np.float16))
     with pytest.raises(ValueError, match="w must be 3-D"):
         _kernels.nonneg_sources(np.ones((2, 2)))
     with pytest.raises(ValueError, match="w must be a writeable C-contiguous"):
         _kernels.nonneg_sources(np.ones((2, 2, 3)).transpose(2, 1, 0))
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("shape", [(1, 1), (3, 7), (8, 1000)])
-def test_relative_change_matches_numpy(shape):
+def test_relative_change_matches_numpy(shape, dtype):
     rng = np.random.default_rng(11)
-    new, old = rng.standard_normal((2,) + shape)
-    expected = np.linalg.norm(new - old) / np.linalg.norm(new)
+    new, old = rng.standard_normal((2,) + shape).astype(dtype)
+    # reference in float64 from the same values: the kernel accumulates in
+    # float64 whatever the dtype, so the tolerance is float64's
+    new64, old64 = new.astype(np.float64), old.astype(np.float64)
+    expected = np.linalg.norm(new64 - old64) / np.linalg.norm(new64)
+    assert _kernels.relative_change(new, old) == pytest.approx(expected, rel=1e-12)
+
+
+def test_relative_change_mixed_dtypes_in_float64():
+    rng = np.random.default_rng(12)
+    new = rng.standard_normal((3, 50)).astype(np.float32)
+    old = rng.standard_normal((3, 50))
+    expected = np.linalg.norm(new - old) / np.linalg.norm(new.astype(np.float64))
     assert _kernels.relative_change(new, old) == pytest.approx(expected, rel=1e-12)
 
 

@@ -170,6 +170,7 @@ def test_dask_on_a_distributed_cluster(cube, small_blocks):
     ({"noise": "poisson"}, "noise='poisson'"),
     ({"noise_std": "mad", "subspace": 5}, "noise_std='mad'"),
     ({"n_sources": "auto"}, "n_sources='auto'"),
+    ({"dtype": np.float32}, "dtype=float32"),
     ({"k": -1.0}, "k"),
     ({"subspace": 2}, "subspace"),
     ({"A_init": np.ones((3, 3))}, r"A_init must have shape \(J, I\)"),
@@ -191,7 +192,8 @@ def test_streamed_refusal_names_the_fix(cube):
 
 
 @pytest.mark.parametrize("kwargs", [{"n_sources": "auto"},
-                                    {"mask": np.zeros((24, 64, 64), bool)}])
+                                    {"mask": np.zeros((24, 64, 64), bool)},
+                                    {"dtype": np.float32}])
 def test_a_memmap_needing_the_in_memory_solver_is_read_in(cube, tmp_path, kwargs):
     """stream=None: a memmap with options only the in-memory solver has runs
     there (as before streaming existed) and gives the ndarray's result."""
