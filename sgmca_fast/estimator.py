@@ -28,6 +28,7 @@ import inspect
 
 import numpy as np
 
+from ._noisemap import count_std
 from ._solver import separate
 from ._validation import InputError, InputTypeError, real_array
 from .baselines import oracle_sources
@@ -50,7 +51,7 @@ __all__ = ["SGMCA"]
 _SOLVER_PARAMETERS = (
     "noise_std", "nscales", "k", "K_max", "nonneg_A", "nonneg_S", "l1", "A_init",
     "mapping", "max_iter_semiblind", "tol_semiblind", "random_state", "progress",
-    "dtype",
+    "dtype", "noise", "subspace",
 )
 
 _LAYOUT = (
@@ -190,6 +191,14 @@ max_iter_semiblind, tol_semiblind, progress
         ``dtype``): float32 halves the memory of the data-sized arrays and
         gives float32 ``sources_``; ``mixing_`` is float64 either way.
         ``transform`` computes in float64.
+    noise : {"gaussian", "poisson"}, optional
+        The noise law of ``fit`` (:func:`~sgmca_fast.separate`'s ``noise``):
+        ``"poisson"`` for photon counts (then ``noise_std`` must be None).
+        ``transform`` uses each channel's Gaussian std, for counts
+        ``sqrt(mean count)``.
+    subspace : None, "auto" or int, optional
+        :func:`~sgmca_fast.separate`'s channel subspace for ``fit``: iterate on
+        the leading principal directions of the whitened data (many channels).
 
     Attributes
     ----------
@@ -241,6 +250,7 @@ max_iter_semiblind, tol_semiblind, progress
         nscales=2, k=3.0, K_max=0.5, nonneg_A=True, nonneg_S=False, l1=True,
         A_init=None, mapping=None, max_iter_semiblind=50, tol_semiblind=1e-6,
         image_shape=None, random_state=None, progress=False, dtype=None,
+        noise="gaussian", subspace=None,
     ):
         self.n_sources = n_sources
         self.models = models
@@ -260,6 +270,8 @@ max_iter_semiblind, tol_semiblind, progress
         self.random_state = random_state
         self.progress = progress
         self.dtype = dtype
+        self.noise = noise
+        self.subspace = subspace
 
     # ------------------------------------------------------------------ layout
 
@@ -479,6 +491,9 @@ max_iter_semiblind, tol_semiblind, progress
             return None
         if self.noise_std is not None:
             return self.noise_std
+        counts = count_std(data)  # photon counts: the Poisson r.m.s.
+        if counts is not None:
+            return counts
         sigma = estimate_noise_std(data)
         bad = np.flatnonzero(~(sigma > 0))
         if bad.size:

@@ -185,6 +185,29 @@ def test_transform_estimates_the_noise_of_new_data(mix):
                                atol=1e-12 * np.abs(ref).max())
 
 
+def test_photon_counts_fit_with_poisson_and_transform_with_their_std(mix):
+    """noise="poisson" reaches separate; transform takes sqrt(mean count)."""
+    rng = np.random.default_rng(1)
+    counts = rng.poisson(np.maximum(mix.X - mix.N, 0) * 20.0).astype(float)
+    est = SGMCA(4, noise="poisson", random_state=2, image_shape=(32, 32))
+    est.fit(_samples(counts))
+    ref = separate(counts, 4, noise="poisson", random_state=2)
+    np.testing.assert_array_equal(est.mixing_, ref.A)
+    sigma = np.sqrt(np.maximum(counts.reshape(counts.shape[0], -1).mean(axis=1),
+                               0.1 * counts.mean()))
+    want = _final_stage_reference(counts, est.mixing_, sigma, 2, 3.0)
+    np.testing.assert_allclose(est.transform(_samples(counts)), want.T, rtol=1e-9,
+                               atol=1e-12 * np.abs(want).max())
+
+
+def test_subspace_reaches_separate(mix):
+    est = SGMCA(4, noise_std=mix.noise_std, subspace=6, random_state=3,
+                image_shape=(32, 32)).fit(_samples(mix.X))
+    ref = separate(mix.X, 4, noise_std=mix.noise_std, subspace=6, random_state=3)
+    assert est.separation_.subspace["rank"] == 6
+    np.testing.assert_array_equal(est.mixing_, ref.A)
+
+
 def test_inverse_transform_is_S_A_transposed(mix):
     est = SGMCA(4, noise_std=mix.noise_std, random_state=0).fit(_samples(mix.X))
     S = np.random.default_rng(5).standard_normal((50, 4))
