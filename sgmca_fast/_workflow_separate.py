@@ -242,7 +242,7 @@ def separate_file(cube, out, *, n_sources, models: Sequence[str] = (),
                   summary_file: bool = False, force: bool = False,
                   progress: bool = False, stream="auto",
                   log: Log = None,
-                  dtype: str | None = None) -> SeparationSummary:
+                  dtype: str | None = None, subspace=None) -> SeparationSummary:
     """Separate a cube file and write the estimate, the spectra CSV and figures.
 
     NaN voxels of the cube, ``mask`` and a NaN variance are missing data
@@ -319,6 +319,10 @@ def separate_file(cube, out, *, n_sources, models: Sequence[str] = (),
     dtype : {"float32", "float64"}, optional
         The solver's working precision (``separate(dtype=...)``); None: float64.
         When given it is also written with the parameters.
+    subspace : None, "auto" or int, optional
+        The solver's channel subspace (``separate(subspace=...)``, for cubes
+        of many channels); None: the full space (a streamed cube: ``"auto"``).
+        When given it is also written with the parameters.
 
     Returns
     -------
@@ -357,12 +361,14 @@ def separate_file(cube, out, *, n_sources, models: Sequence[str] = (),
 
     if not _is_estimate_file(Path(out)):
         Path(out).mkdir(parents=True, exist_ok=True)
-    if stream == "auto":
-        stream = big and _streamable(data, noise, held, n)
+    if stream == "auto":  # float32 is not streamed (separate reads it in)
+        stream = (big and _streamable(data, noise, held, n)
+                  and float_dtype(dtype) == np.float64)
     if stream:
         say(log, "cube: streamed in blocks, not read into memory")
     kwargs = {**noise, "nscales": nscales, "random_state": seed,
-              "progress": progress, "stream": stream, "dtype": dtype}
+              "progress": progress, "stream": stream, "dtype": dtype,
+              "subspace": subspace}
     if held:
         kwargs["fixed"] = {i: f.spectrum for i, f in enumerate(held)}
     if loaded:
@@ -377,6 +383,8 @@ def separate_file(cube, out, *, n_sources, models: Sequence[str] = (),
     options = {"nscales": nscales, "max_iter": max_iter, "seed": seed}
     if dtype is not None:
         options["dtype"] = np.dtype(float_dtype(dtype)).name
+    if subspace is not None:
+        options["subspace"] = subspace
     _write_estimate(files["estimate"], result, data, labels,
                     _parameters(cube_path, method, n, described, held, noise_text,
                                 data, options), force)

@@ -135,7 +135,7 @@ def _cmd_separate(args) -> int:
         truth=args.truth, fits=args.fits, figures=not args.no_figures,
         seed=args.seed, summary_file=args.json, force=args.force,
         progress=_progress(args), stream=args.stream, log=_logger(args),
-        dtype=args.dtype,
+        dtype=args.dtype, subspace=args.subspace,
     )
     if run.n_sources_estimate is not None:
         _say(args, f"-n auto: {run.n_sources_estimate.n_sources} sources "
@@ -264,6 +264,11 @@ def _positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
     return value
+
+
+def _subspace(text: str):
+    """``--subspace``: "auto" or a rank of at least 1."""
+    return "auto" if text == "auto" else _positive_int(text)
 
 
 def _n_sources(text: str):
@@ -409,6 +414,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dtype", choices=("float32", "float64"), default=None,
                    help="working precision of the cube-sized arrays: float32 "
                    "halves their memory (A stays float64; default float64)")
+    p.add_argument("--subspace", type=_subspace, default=None, metavar="auto|R",
+                   help="iterate on the data's leading R principal channel "
+                   "directions ('auto': R from the noise floor with a margin); "
+                   "for cubes of many channels (default: all channels)")
     p.add_argument("--gmca-only", action="store_true",
                    help="blind GMCA, no spectral model")
     p.add_argument("--truth", metavar="TRUTH.npz",

@@ -407,3 +407,22 @@ def test_separate_dtype_float32(tmp_path, call, data):
         np.testing.assert_allclose(f32["A"], f64["A"], atol=1e-4)
     with pytest.raises(SystemExit):
         cli.main([*map(str, base), "-o", str(tmp_path / "x.npz"), "--dtype", "half"])
+
+
+def test_separate_subspace(tmp_path, call, data):
+    # --subspace R reaches separate(subspace=R): the same A as the Python call
+    from sgmca_fast import gmca
+
+    folder, mix = data
+    base = ["separate", folder / "cube.npy", "-n", 4, "--gmca-only", "--no-figures",
+            "--noise-std", mix.noise_std, "--quiet", "--seed", 0]
+    result = call(*base, "-o", tmp_path / "sub.npz", "--subspace", 6)
+    assert result.returncode == 0, result.stderr
+    ref = gmca(np.load(folder / "cube.npy"), 4, noise_std=mix.noise_std,
+               random_state=0, subspace=6)
+    with np.load(tmp_path / "sub.npz") as est:
+        np.testing.assert_allclose(est["A"], ref.A, rtol=1e-12)
+    for bad in ("0", "many"):
+        with pytest.raises(SystemExit):
+            cli.main([*map(str, base), "-o", str(tmp_path / "x.npz"),
+                      "--subspace", bad])
