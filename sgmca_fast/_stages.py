@@ -115,11 +115,13 @@ class Problem:
             state.detail.reshape(-1, P), state.prev.reshape(-1, P)
         )
 
-    def mixing(self, state):
+    def mixing(self, state, debias_held=False):
         """Least-squares mixing matrix (J, I) from the sources' details.
 
         Held columns are the user's spectra; the dropped channels' rows are
-        completed by :meth:`~._missing.Plan.full_rows`.
+        completed by :meth:`~._missing.Plan.full_rows`. ``debias_held`` (the
+        semi-blind stage): the held sources enter debiased on their support
+        (:meth:`~._fixed.Held.debiased`).
         """
         Sd = state.detail.reshape(self.n_sources, -1)
         if self.subspace is not None:
@@ -128,8 +130,13 @@ class Problem:
             return mixing_ls(self.Xd, Sd)
         plan = None if self.missing is None else self.missing.plan
         rows = None if plan is None or plan.all_rows else plan.rows
-        A = (mixing_ls(self.Xd, Sd) if self.held is None
-             else self.held.mixing(self.Xd, Sd, rows))
+        if self.held is None:
+            A = mixing_ls(self.Xd, Sd)
+        else:
+            if debias_held:
+                M = self.step.pinv(self.fit_rows(state.A))
+                Sd = self.held.debiased(Sd, M, self.Xd)
+            A = self.held.mixing(self.Xd, Sd, rows)
         if plan is not None:
             modelled = [m is not None for m in state.mapping]
             A = plan.full_rows(A, state.A, modelled)
@@ -305,7 +312,8 @@ def _semiblind_run(pb, cons, A, detail, prev, rec):
     candidates = cons.candidates
     for it in range(cons.max_iter):
         delta_S = pb.sources(state.A, pb.K_max, state)
-        A_new, assign, fit = constrain(pb.mixing(state), cons.models, cons.counts,
+        A_new, assign, fit = constrain(pb.mixing(state, debias_held=True),
+                                       cons.models, cons.counts,
                                        cons.fixed, pb.nonneg_A, pb.rng, pb.held)
         if len(state.reseeded) < MAX_RESEEDS:
             col = reseed_lost_source(A_new, pb.xx, candidates,

@@ -85,3 +85,27 @@ def test_fixed_errors(kwargs, error, match):
     X = np.random.default_rng(0).random((5, 8, 8))
     with pytest.raises(error, match=match):
         separate(X, 3, **kwargs)
+
+
+def test_debiased_held_source_gives_the_exact_free_columns():
+    """Noise-free X = A S: a soft-thresholded held source, debiased on its
+    support, lets the mixing update return the true free columns; with the
+    shrunk source the free columns absorb what the shrinkage left out."""
+    from sgmca_fast._fixed import Held
+    from sgmca_fast._sources import weighted_pinv
+
+    rng = np.random.default_rng(4)
+    J, n = 12, 4000
+    A = np.abs(rng.standard_normal((J, 3)))
+    A /= np.linalg.norm(A, axis=0)
+    S = np.where(rng.random((3, n)) < 0.2, 2 + rng.exponential(size=(3, n)), 0.0)
+    S[1] += 0.5 * S[0]  # the held source overlaps the first one
+    X = A @ S
+    shrunk = S.copy()
+    shrunk[1] = np.sign(S[1]) * np.maximum(np.abs(S[1]) - 1.0, 0)  # soft, t = 1 < 2
+    held = Held({1: A[:, 1]})
+    debiased = held.debiased(shrunk, weighted_pinv(A), X)
+    np.testing.assert_allclose(debiased[1], S[1], atol=1e-10)
+    np.testing.assert_array_equal(debiased[[0, 2]], shrunk[[0, 2]])
+    np.testing.assert_allclose(held.mixing(X, debiased), A, atol=1e-10)
+    assert np.abs(held.mixing(X, shrunk) - A).max() > 1e-2
