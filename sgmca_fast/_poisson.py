@@ -82,7 +82,7 @@ def check_counts(X):
     return X
 
 
-def _floor(X, observed):
+def variance_floor(X, observed):
     """Return the variance floor: FLOOR times the mean count of the observed voxels."""
     mean = float(X[observed].mean()) if observed.any() else 0.0
     return FLOOR * mean if mean > 0 else 1.0
@@ -118,7 +118,7 @@ def smoothed_variance(X, observed=None):
         count = ndimage.uniform_filter1d(weight, BOX * BOX, axis=1, mode="mirror")
     with np.errstate(invalid="ignore", divide="ignore"):
         mean = np.where(count > 1e-12, total / np.maximum(count, 1e-12), 0.0)
-    return np.maximum(mean, _floor(X, observed))
+    return np.maximum(mean, variance_floor(X, observed))
 
 
 def model_variance(A, S, floor):
@@ -215,7 +215,7 @@ def separate_counts(solve, X, n_sources, models=None, *, passes=PASSES,
         if mask.shape == X.shape:
             observed &= ~mask.astype(bool)
     # (a mask of another shape is refused by the solver, before any work)
-    floor = _floor(X, observed)
+    floor = variance_floor(X, observed)
     var = smoothed_variance(X, observed)
     seconds, estimate = [], None
     for _ in range(passes):
