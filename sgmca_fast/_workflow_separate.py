@@ -104,11 +104,12 @@ def _check_counts(n, n_channels, n_modelled, n_fixed, path):
                          f"sources but -n is {n}")
 
 
-def _streamable(data, noise, held, n):
-    """Whether the solver can stream this cube (complete, one noise per channel)."""
-    return (data.missing_info.n_missing == 0 and "mask" not in noise
-            and noise.get("noise") != "poisson" and not held and n != "auto"
-            and np.ndim(noise.get("variance")) <= 1)
+def _streamable(data, noise, held, n, dtype):
+    """Whether the solver can stream this cube: complete, no option it refuses."""
+    from ._stream import refusals
+
+    return data.missing_info.n_missing == 0 and not refusals(
+        n, {**noise, "fixed": held or None, "dtype": float_dtype(dtype)})
 
 
 def _noise_options(cube, noise_std, noise="gaussian"):
@@ -361,9 +362,8 @@ def separate_file(cube, out, *, n_sources, models: Sequence[str] = (),
 
     if not _is_estimate_file(Path(out)):
         Path(out).mkdir(parents=True, exist_ok=True)
-    if stream == "auto":  # float32 is not streamed (separate reads it in)
-        stream = (big and _streamable(data, noise, held, n)
-                  and float_dtype(dtype) == np.float64)
+    if stream == "auto":
+        stream = big and _streamable(data, noise, held, n, dtype)
     if stream:
         say(log, "cube: streamed in blocks, not read into memory")
     kwargs = {**noise, "nscales": nscales, "random_state": seed,
