@@ -314,6 +314,47 @@ def test_early_stopping_on_held_out_spectra():
     assert direct.metadata["training"]["validation_rows"] == []
 
 
+def test_early_stopping_on_held_out_stops_at_the_patience():
+    # a step size too large for the toy family: the held-out loss stops
+    # improving, and training must stop `patience` epochs after its minimum
+    X, A, _ = _toy()
+    kw = dict(n_layers=2, optimizer="adam", max_epochs=400, learning_rate=0.05,
+              random_state=0, progress=False)
+    model = train(X, A, patience=5, **kw)
+    h = model.history
+    vl = h["valid_loss"]
+    assert model.metadata["training"]["validation"] == "held_out"
+    assert h["stopped_early"] and len(vl) < 401
+    # the first epoch e with e - argmin(valid_loss[:e + 1]) == 5, found here
+    # from the recorded held-out losses
+    gaps = np.arange(len(vl)) - np.array([np.argmin(vl[: e + 1])
+                                          for e in range(len(vl))])
+    assert int(np.flatnonzero(gaps == 5)[0]) == len(vl) - 1
+    assert h["best_epoch"] == int(np.argmin(vl)) == len(vl) - 6
+    # stopping does not change the trajectory: a more patient run goes through
+    # the same epochs, then on
+    longer = train(X, A, patience=50, **kw).history["valid_loss"]
+    assert len(longer) > len(vl)
+    np.testing.assert_array_equal(longer[: len(vl)], vl)
+
+
+def test_defaults_are_the_documented_ones():
+    import inspect
+    import re
+
+    doc = train.__doc__
+    for name, value in inspect.signature(train).parameters.items():
+        if value.default is inspect.Parameter.empty or value.default is None:
+            continue
+        m = re.search(rf"^    {name}(?:, \w+)? : [^\n]*default ([^\n]+)$", doc, re.M)
+        if m is None:  # documented together with the next parameter
+            m = re.search(rf"^    \w+, {name} : [^\n]*default [^\n]* and ([^\n]+)$",
+                          doc, re.M)
+        assert m is not None, name
+        first = m.group(1).split(" and ")[0].strip("'")
+        assert first == str(value.default) or float(first) == value.default, name
+
+
 def test_validation_fraction_zero_trains_on_everything():
     X, A, model = _tiny(validation_fraction=0.0)
     h, meta = model.history, model.metadata["training"]
