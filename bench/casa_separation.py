@@ -43,6 +43,16 @@ def make_case(casa, seed, k, snr_db, crop, delta=None):
                                  random_state=rng)
 
 
+def _starts_column(A0, res):
+    """Per blind start: name, residual, objective, its blind A's SAD, * if kept."""
+    out = []
+    for r in res.history.get("starts", []):
+        sad = metrics.sad(A0, metrics.match(A0, r["A"])[0])
+        out.append(f"{r['name']}:{r['residual']:.4f}:{r['objective']:.6g}:{sad:.2f}"
+                   + ("*" if r["chosen"] else ""))
+    return " ".join(out)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=10)
@@ -58,12 +68,19 @@ def main(argv=None):
                              "default: both lines drawn at random")
     parser.add_argument("--csv", default=None, help="write one row per run here")
     parser.add_argument("--methods", nargs="+", default=["GMCA", "sGMCA"],
-                        choices=["GMCA", "sGMCA"])
+                        choices=["GMCA", "sGMCA", "GMCA-refit", "sGMCA-refit"],
+                        help="-refit: separate(refit_spectra=True)")
+    parser.add_argument("--starts", type=int, default=1,
+                        help="blind starts (separate(starts=...))")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="thread count (sgmca_fast.set_num_threads)")
     parser.add_argument("--subspace", default="none",
                         help="channel subspace: 'none' (full space), 'auto' or a "
                              "rank (separate(subspace=...))")
     args = parser.parse_args(argv)
 
+    if args.threads is not None:
+        sgmca_fast.set_num_threads(args.threads)
     _common.print_header()
     print(f"threads {sgmca_fast.get_num_threads()}")
     casa = _common.load_casa()
@@ -75,28 +92,33 @@ def main(argv=None):
     rows = []
     for seed in range(args.first_seed, args.first_seed + args.seeds):
         mix = make_case(casa, seed, args.k, args.snr, args.crop, args.delta)
+        cond = float(np.linalg.cond(mix.A0))  # goal: no lost source when < 10
         for method in args.methods:
             t0 = time.perf_counter()
             res = sgmca_fast.separate(
-                mix.X, 4, models if method == "sGMCA" else None,
+                mix.X, 4, models if method.startswith("sGMCA") else None,
                 noise_std=mix.noise_std, random_state=seed, subspace=subspace,
+                starts=args.starts, refit_spectra=method.endswith("-refit"),
             )
             elapsed = time.perf_counter() - t0
             m = metrics.evaluate(mix.A0, mix.S0, res.A, res.S, noise=mix.N,
                                  sources=scaled_metrics)
-            row = {"seed": seed, "method": method, "time": elapsed,
+            row = {"seed": seed, "method": method, "time": elapsed, "cond": cond,
                    **{key: m[key] for key in METRICS},
                    "SAD_per_source": " ".join(f"{v:.2f}" for v in m["SAD_per_source"]),
                    "mapping": " ".join(str(v) for v in res.mapping),
                    "model_fit": " ".join("-" if v is None else f"{v:.3f}"
                                          for v in res.model_fit),
                    "iterations": f"{res.n_iter['blind']}+{res.n_iter['semiblind']}",
-                   "rank": "-" if res.subspace is None else res.subspace["rank"]}
+                   "rank": "-" if res.subspace is None else res.subspace["rank"],
+                   "starts": _starts_column(mix.A0, res)}
             rows.append(row)
             print(f"seed {seed:3d} {method:6s} SAD {m['SAD']:6.2f} SDR {m['SDR']:6.2f} "
-                  f"time {elapsed:6.2f}s it {row['iterations']} rank {row['rank']} "
+                  f"time {elapsed:6.2f}s cond {cond:5.1f} it {row['iterations']} "
+                  f"rank {row['rank']} "
                   f"per-source SAD "
-                  f"[{row['SAD_per_source']}] fit [{row['model_fit']}]", flush=True)
+                  f"[{row['SAD_per_source']}] fit [{row['model_fit']}] "
+                  f"starts [{row['starts']}]", flush=True)
     if args.csv:
         _common.write_csv(args.csv, rows)
 
@@ -115,6 +137,11 @@ def main(argv=None):
         sads = np.array([r["SAD"] for r in sel])
         n_low = int(np.sum(sads < 15))
         print(f"{method:<8}runs below 15 dB SAD: {n_low} of {len(sads)}")
+        lost = [r["seed"] for r in sel if r["cond"] < 10
+                and min(float(v) for v in r["SAD_per_source"].split()) < 5]
+        n_cond = sum(r["cond"] < 10 for r in sel)
+        print(f"{method:<8}draws with cond(A0) < 10: {n_cond}; with a lost source "
+              f"(per-source SAD < 5 dB): {len(lost)} {lost}")
 
 
 if __name__ == "__main__":

@@ -81,6 +81,8 @@ def main(argv=None):
     parser.add_argument("--fill-every", type=int, default=_missing.FILL_EVERY,
                         help="refresh the fill of scattered voxels every N "
                              "iterations (0: never, the first fill only)")
+    parser.add_argument("--refit-spectra", action="store_true",
+                        help="every case with separate(refit_spectra=True)")
     parser.add_argument("--csv", default=None, help="write one row per run here")
     args = parser.parse_args(argv)
     _missing.FILL_EVERY = args.fill_every if args.fill_every > 0 else 10**9
@@ -106,7 +108,7 @@ def main(argv=None):
         for name in args.cases:
             X, extra = cases[name]
             res, elapsed = run(X, others if name == "fixed" else models, mix, seed,
-                               **extra)
+                               refit_spectra=args.refit_spectra, **extra)
             full = metrics.evaluate(mix.A0, mix.S0, res.A, np.nan_to_num(res.S))
             obs = metrics.evaluate(mix.A0, mix.S0[inner], res.A, res.S[inner])
             row = {"seed": seed, "case": name, "time": elapsed,

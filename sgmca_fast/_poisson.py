@@ -231,6 +231,8 @@ def separate_counts(solve, X, n_sources, models=None, *, passes=PASSES,
         estimate = estimate or result.n_sources_estimate  # "auto": pass 1's
         n_sources = result.A.shape[1]
         A_init = result.A
+        if "starts" in kwargs:  # the later passes refine the first's A
+            kwargs["starts"] = 1
         var = model_variance(result.A, result.S, floor)
     timings = {**result.timings, "total": float(sum(seconds)), "passes": seconds}
     history = {**result.history, "passes": passes}

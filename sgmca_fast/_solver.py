@@ -21,6 +21,7 @@ from . import (
     _missing,
     _noisemap,
     _poisson,
+    _starts,
     _stream,
     _subspace,
     _validation,
@@ -32,8 +33,8 @@ from ._stages import (
     Constraints,
     Problem,
     Recorder,
-    blind_stage,
     final_stage,
+    refit_stage,
     semiblind_stage,
     skip_semiblind,
 )
@@ -74,7 +75,11 @@ class Separation:
         Per iteration: ``"stage"``, ``"delta_S"``, ``"delta_A"``, ``"cond_A"``;
         and ``"reseeded"``: (semi-blind iteration, column) for each column that
         was found to duplicate another and restarted from the residual (a lost
-        source; see the user guide).
+        source; see the user guide). With ``separate(starts=N)``, N > 1, also
+        ``"starts"``: per blind start a dict (``name``, ``residual``, the
+        criterion, ``objective``, ``max_cos``, ``n_iter``, ``A`` the start's
+        blind-stage end (J, I), ``chosen``); the other lists are the kept
+        start's.
     dtype : str
         The working precision of the data-sized arrays, ``"float64"`` (the
         default) or ``"float32"`` (``separate(dtype=np.float32)``: X, its
@@ -196,12 +201,14 @@ def separate(
     mapping=None,
     max_iter_semiblind=50,
     tol_semiblind=1e-6,
+    refit_spectra=False,
     random_state=None,
     progress=False,
     callback=None,
     subspace=None,
     stream=None,
     dtype=None,
+    starts=1,
 ) -> Separation:
     """Separate X = A S + N with sGMCA (GMCA when no model is given).
 
@@ -276,6 +283,16 @@ def separate(
     tol_semiblind : float, optional
         The semi-blind stage stops when ``||S - S_prev|| / ||S||`` falls below this
         (finite, >= 0).
+    refit_spectra : bool, optional
+        After the last iteration, refit every free spectrum by least squares to
+        the sources debiased on their support (the coefficients the thresholds
+        keep, at their least-squares values), leaving the models' manifolds where
+        the data pull: more accurate spectra when every source is well above the
+        noise (Cas A at 40 dB, k = 1: median SAD +1.5 dB), less accurate for faint
+        sources beside bright ones (k = 0.01: -1.2 dB), so off by default
+        (docs/results.md, "Refitted spectra"). ``history["refit"]`` gives the
+        angle (degrees) each column moved; ``model_fit`` stays that of the
+        constrained spectra.
     random_state : int or numpy.random.Generator, optional
         Seeds the random choices: a direction for a column that vanishes, and the
         samples of a manifold with more than 3 anchors.
@@ -318,6 +335,17 @@ def separate(
         float64; S is float32 (docs/solver.md, "float32"). Not available
         with missing data, a per-voxel variance map or ``noise="poisson"``.
         Recorded in ``Separation.dtype``.
+    starts : int, optional
+        Runs of the blind stage (>= 1; default 1, the PCA start alone). With
+        N > 1: the PCA start (or ``A_init``), a greedy pursuit over the data's
+        detail coefficients, then N - 2 random rotations of the first start's
+        columns drawn from ``random_state``; the run kept is the one leaving the
+        least data energy unexplained with the final stage's thresholds (K = 1),
+        the others are dropped (docs/solver.md, "Several blind starts"). Costs
+        about N blind stages. Each start's score is in
+        ``Separation.history["starts"]``. More than 1 needs complete data and
+        no fixed spectra; with ``noise="poisson"`` only the first pass runs
+        several.
 
     Returns
     -------
@@ -337,7 +365,8 @@ def separate(
         ``noise_std="mad"``, a subspace rank out of range; with
         ``noise="poisson"``, negative counts or values with a fraction; an
         unknown dtype, or float32 with missing data, a variance map or
-        ``noise="poisson"``.
+        ``noise="poisson"``; ``starts`` below 1, or above 1 with missing data or
+        fixed spectra.
     InputTypeError
         (also a ``TypeError``) a parameter of the wrong type.
     """
@@ -348,14 +377,16 @@ def separate(
     if _stream.is_lazy(X, stream) and (stream is not None or not _stream.refusals(
             n_sources, {"noise": noise, "mask": mask, "fixed": fixed,
                         "variance": variance, "noise_std": noise_std,
-                        "dtype": dtype})):
+                        "dtype": dtype, "refit_spectra": refit_spectra})):
         return _stream.separate(
             Separation, X, n_sources, models, noise_std=noise_std, variance=variance,
             noise=noise, mask=mask, fixed=fixed, nscales=nscales, k=k, K_max=K_max,
             nonneg_A=nonneg_A, nonneg_S=nonneg_S, l1=l1, A_init=A_init,
             mapping=mapping, max_iter_semiblind=max_iter_semiblind,
+            refit_spectra=refit_spectra,
             tol_semiblind=tol_semiblind, random_state=random_state,
-            progress=progress, callback=callback, subspace=subspace, dtype=dtype)
+            progress=progress, callback=callback, subspace=subspace, dtype=dtype,
+            starts=starts)
     if _validation.choice(noise, "noise", ("gaussian", "poisson")) == "poisson":
         _refuse_float32(dtype, 'noise="poisson"')
         return _poisson.separate_counts(
@@ -363,8 +394,9 @@ def separate(
             mask=mask, A_init=A_init, fixed=fixed, nscales=nscales, k=k,
             K_max=K_max, nonneg_A=nonneg_A, nonneg_S=nonneg_S, l1=l1,
             mapping=mapping, max_iter_semiblind=max_iter_semiblind,
+            refit_spectra=refit_spectra,
             tol_semiblind=tol_semiblind, random_state=random_state,
-            progress=progress, callback=callback, subspace=subspace)
+            progress=progress, callback=callback, subspace=subspace, starts=starts)
     t_start = time.perf_counter()
     X, missing = _missing.read(X, mask, dtype)
     if missing is not None:
@@ -388,9 +420,11 @@ def separate(
     A_init = _check_A_init(A_init, (J, n_sources))
     max_iter_semiblind = integer(max_iter_semiblind, "max_iter_semiblind", 0)
     tol_semiblind = real(tol_semiblind, "tol_semiblind", low=0.0)
+    refit_spectra = boolean(refit_spectra, "refit_spectra")
     model_list, counts = _checks.model_list(models, J, n_sources)
     mapped = _checks.mapping_indices(mapping, model_list, counts, n_sources)
     held = _fixed.check(fixed, J, n_sources, sum(counts), mapped)
+    starts = _starts.check(starts, missing=missing is not None, held=held)
     sub_rank = _subspace.check(subspace, J, n_sources, missing=missing is not None,
                                variance=variance, held=held, noise_std=noise_std)
     noise = _noisemap.noise_plan(X, noise_std, variance, n_sources, missing,
@@ -440,7 +474,7 @@ def separate(
         A0 = _initial_A(A_init, xx, n_sources, rng)
     else:
         A0 = held.initial_A(A_init, xx, n_sources, rng)
-    state = blind_stage(pb, A0, rec)
+    state, start_record = _starts.blind(pb, A0, starts, rec)
     n_blind = state.n_iter
     t_blind = time.perf_counter()
 
@@ -451,6 +485,9 @@ def separate(
         state, restarted = semiblind_stage(pb, cons, state, rec)
     else:
         state = skip_semiblind(state)
+    refit = None
+    if refit_spectra:
+        state, refit = refit_stage(pb, state)
     t_semi = time.perf_counter()
     rec.close()
 
@@ -471,7 +508,9 @@ def separate(
         mapping=state.mapping if held is None else held.label(state.mapping),
         model_fit=state.fit,
         n_iter={"blind": n_blind, "semiblind": state.n_iter},
-        history={**rec.history, "reseeded": state.reseeded, "restarted": restarted},
+        history={**rec.history, "reseeded": state.reseeded, "restarted": restarted,
+                 **({} if start_record is None else {"starts": start_record}),
+                 **({} if refit is None else {"refit": refit})},
         timings={
             "transform": t_transform - t_start,
             "setup": t_subspace - t_transform,
@@ -507,7 +546,11 @@ def gmca(X, n_sources, **kwargs) -> Separation:
     n_sources : int or "auto"
         Number of sources.
     **kwargs
-        Any keyword of :func:`separate` except ``models`` and ``mapping``.
+        Any keyword of :func:`separate` except ``models`` and ``mapping``;
+        e.g. ``starts=3`` runs the blind stage from three starts and keeps the
+        one that explains the data best (it keeps GMCA from merging two
+        sources on Cas A draws where the PCA start does: docs/results.md,
+        "Several blind starts").
 
     Returns
     -------

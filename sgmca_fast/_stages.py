@@ -31,6 +31,7 @@ __all__ = [
     "State",
     "blind_stage",
     "final_stage",
+    "refit_stage",
     "semiblind_stage",
 ]
 
@@ -230,13 +231,17 @@ class Recorder:
     """History of the iterations, the progress bar and the user's callback."""
 
     def __init__(self, progress, callback):
-        self.history = {"stage": [], "delta_S": [], "delta_A": [], "cond_A": []}
+        self.new_history()
         self.callback = callback
         self.bar = None
         if progress:
             from tqdm.auto import tqdm
 
             self.bar = tqdm(total=2 * _IT_MIN, desc="GMCA", unit="it", leave=False)
+
+    def new_history(self):
+        """Start an empty history (one per blind start, :mod:`~._starts`)."""
+        self.history = {"stage": [], "delta_S": [], "delta_A": [], "cond_A": []}
 
     def start(self, description, total):
         """Reset the progress bar for a new stage."""
@@ -380,6 +385,43 @@ def _pursuit(pb, cons):
 def skip_semiblind(blind):
     """Return the state GMCA alone hands to the final stage (no semi-blind step)."""
     return dataclasses.replace(blind, n_iter=0, reseeded=[])
+
+
+def refit_stage(pb, state):
+    """Refit the spectra to the sources debiased on their support (``refit_spectra``).
+
+    The sources are updated from the current A as the final stage does (every
+    significant coefficient, reweighted), and each source's coefficients are
+    replaced by their least-squares values ``M Xd`` where they are non-zero, so
+    the soft thresholds' shrinkage does not bias the fit; the free spectra are
+    then the least-squares ones for those sources, non-negative and of unit
+    norm when asked, no longer projected on their manifolds (held spectra stay).
+
+    Parameters
+    ----------
+    pb : Problem
+    state : State
+        The last stage's end; its buffers are updated as by one iteration.
+
+    Returns
+    -------
+    state : State
+        With the refitted A.
+    angles : list of float
+        The angle (degrees) each column of A moved.
+    """
+    A_old = state.A
+    pb.sources(A_old, 1.0, state)
+    if pb.subspace is not None:
+        A_step = pb.subspace.lower(A_old)
+    else:
+        A_step = pb.fit_rows(A_old)
+    M = pb.step.pinv(A_step).astype(pb.Xd.dtype, copy=False)
+    Sd = state.detail.reshape(pb.n_sources, -1)
+    debiased = np.where(Sd != 0, M @ pb.Xd, 0).reshape(state.detail.shape)
+    state.A = pb.tidy(pb.mixing(dataclasses.replace(state, detail=debiased)))
+    cos = np.clip(np.sum(state.A * A_old, axis=0), -1.0, 1.0)
+    return state, [float(v) for v in np.degrees(np.arccos(cos))]
 
 
 def final_stage(pb, state):

@@ -35,14 +35,13 @@ import time
 
 import numpy as np
 
-from . import _checks, _confidence, _subspace, _validation, starlet
+from . import _checks, _confidence, _starts, _subspace, _validation, starlet
 from ._noisemap import check_noise
 from ._sources import SourceStep, unit_columns, weighted_pinv
 from ._stages import (
     Constraints,
     Problem,
     Recorder,
-    blind_stage,
     semiblind_stage,
     skip_semiblind,
 )
@@ -320,6 +319,7 @@ def refusals(n_sources, kw):
         (isinstance(n_sources, str), f"n_sources={n_sources!r}"),
         (kw.get("subspace", "auto") is None, "subspace=None (the full space)"),
         (kw.get("dtype") not in (None, np.float64), "dtype=float32"),
+        (bool(kw.get("refit_spectra", False)), "refit_spectra=True"),
     ) if flag]
 
 
@@ -341,6 +341,7 @@ def _check(cube, n_sources, models, kw):
              max_iter=integer(kw["max_iter_semiblind"], "max_iter_semiblind", 0),
              tol=real(kw["tol_semiblind"], "tol_semiblind", low=0.0),
              callback=_checks.callback_or_none(kw["callback"]),
+             starts=_starts.check(kw.get("starts", 1)),
              rng=_checks.rng(kw["random_state"]))
     for name in ("nonneg_A", "nonneg_S", "l1", "progress"):
         c[name] = boolean(kw[name], name)
@@ -497,7 +498,7 @@ def separate(result_type, X, n_sources, models=None, **kw):
 
     rec = Recorder(c["progress"], c["callback"])
     A0 = sub.pca(n) if c["A_init"] is None else c["A_init"]
-    state = blind_stage(pb, unit_columns(A0, rng), rec)
+    state, start_record = _starts.blind(pb, unit_columns(A0, rng), c["starts"], rec)
     n_blind = state.n_iter
     t3 = time.perf_counter()
     restarted = False
@@ -524,7 +525,8 @@ def separate(result_type, X, n_sources, models=None, **kw):
     return result_type(
         A=state.A, S=S, mapping=state.mapping, model_fit=state.fit,
         n_iter={"blind": n_blind, "semiblind": state.n_iter},
-        history={**rec.history, "reseeded": state.reseeded, "restarted": restarted},
+        history={**rec.history, "reseeded": state.reseeded, "restarted": restarted,
+                 **({} if start_record is None else {"starts": start_record})},
         timings={"transform": t1 - t0, "setup": t2 - t1, "blind": t3 - t2,
                  "semiblind": t4 - t3, "final": t5 - t4, "total": t5 - t0},
         noise_std=sigma, subspace=summary, confidence=confidence)

@@ -104,12 +104,13 @@ def _check_counts(n, n_channels, n_modelled, n_fixed, path):
                          f"sources but -n is {n}")
 
 
-def _streamable(data, noise, held, n, dtype):
+def _streamable(data, noise, held, n, dtype, refit_spectra=False):
     """Whether the solver can stream this cube: complete, no option it refuses."""
     from ._stream import refusals
 
     return data.missing_info.n_missing == 0 and not refusals(
-        n, {**noise, "fixed": held or None, "dtype": float_dtype(dtype)})
+        n, {**noise, "fixed": held or None, "dtype": float_dtype(dtype),
+            "refit_spectra": refit_spectra})
 
 
 def _noise_options(cube, noise_std, noise="gaussian"):
@@ -243,7 +244,8 @@ def separate_file(cube, out, *, n_sources, models: Sequence[str] = (),
                   summary_file: bool = False, force: bool = False,
                   progress: bool = False, stream="auto",
                   log: Log = None,
-                  dtype: str | None = None, subspace=None) -> SeparationSummary:
+                  dtype: str | None = None, subspace=None,
+                  refit_spectra: bool = False) -> SeparationSummary:
     """Separate a cube file and write the estimate, the spectra CSV and figures.
 
     NaN voxels of the cube, ``mask`` and a NaN variance are missing data
@@ -324,6 +326,9 @@ def separate_file(cube, out, *, n_sources, models: Sequence[str] = (),
         The solver's channel subspace (``separate(subspace=...)``, for cubes
         of many channels); None: the full space (a streamed cube: ``"auto"``).
         When given it is also written with the parameters.
+    refit_spectra : bool, optional
+        Refit the spectra to the debiased sources after the last iteration
+        (``separate(refit_spectra=True)``); written with the parameters when True.
 
     Returns
     -------
@@ -363,12 +368,12 @@ def separate_file(cube, out, *, n_sources, models: Sequence[str] = (),
     if not _is_estimate_file(Path(out)):
         Path(out).mkdir(parents=True, exist_ok=True)
     if stream == "auto":
-        stream = big and _streamable(data, noise, held, n, dtype)
+        stream = big and _streamable(data, noise, held, n, dtype, refit_spectra)
     if stream:
         say(log, "cube: streamed in blocks, not read into memory")
     kwargs = {**noise, "nscales": nscales, "random_state": seed,
               "progress": progress, "stream": stream, "dtype": dtype,
-              "subspace": subspace}
+              "subspace": subspace, "refit_spectra": refit_spectra}
     if held:
         kwargs["fixed"] = {i: f.spectrum for i, f in enumerate(held)}
     if loaded:
@@ -385,6 +390,8 @@ def separate_file(cube, out, *, n_sources, models: Sequence[str] = (),
         options["dtype"] = np.dtype(float_dtype(dtype)).name
     if subspace is not None:
         options["subspace"] = subspace
+    if refit_spectra:
+        options["refit_spectra"] = True
     _write_estimate(files["estimate"], result, data, labels,
                     _parameters(cube_path, method, n, described, held, noise_text,
                                 data, options), force)

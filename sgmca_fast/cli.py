@@ -135,7 +135,7 @@ def _cmd_separate(args) -> int:
         truth=args.truth, fits=args.fits, figures=not args.no_figures,
         seed=args.seed, summary_file=args.json, force=args.force,
         progress=_progress(args), stream=args.stream, log=_logger(args),
-        dtype=args.dtype, subspace=args.subspace,
+        dtype=args.dtype, subspace=args.subspace, refit_spectra=args.refit_spectra,
     )
     if run.n_sources_estimate is not None:
         _say(args, f"-n auto: {run.n_sources_estimate.n_sources} sources "
@@ -418,6 +418,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="iterate on the data's leading R principal channel "
                    "directions ('auto': R from the noise floor with a margin); "
                    "for cubes of many channels (default: all channels)")
+    p.add_argument("--refit-spectra", action="store_true",
+                   help="after the last iteration, refit the spectra by least "
+                   "squares to the debiased sources, off the models' manifolds "
+                   "(more accurate when every source is well above the noise)")
     p.add_argument("--gmca-only", action="store_true",
                    help="blind GMCA, no spectral model")
     p.add_argument("--truth", metavar="TRUTH.npz",

@@ -51,7 +51,7 @@ __all__ = ["SGMCA"]
 _SOLVER_PARAMETERS = (
     "noise_std", "nscales", "k", "K_max", "nonneg_A", "nonneg_S", "l1", "A_init",
     "mapping", "max_iter_semiblind", "tol_semiblind", "random_state", "progress",
-    "dtype", "noise", "subspace",
+    "dtype", "noise", "subspace", "refit_spectra",
 )
 
 _LAYOUT = (
@@ -177,7 +177,7 @@ class SGMCA(*_BASES):
     fixed : dict {int: (J,) array_like}, optional
         Spectra held fixed (passed to :func:`~sgmca_fast.separate`).
     nscales, k, K_max, nonneg_A, nonneg_S, l1, A_init, mapping, \
-max_iter_semiblind, tol_semiblind, progress
+max_iter_semiblind, tol_semiblind, refit_spectra, progress
         As in :func:`~sgmca_fast.separate`; ``nscales``, ``k``, ``l1`` and
         ``nonneg_S`` also set ``transform``'s final stage.
     image_shape : (int, int), optional
@@ -250,7 +250,7 @@ max_iter_semiblind, tol_semiblind, progress
         nscales=2, k=3.0, K_max=0.5, nonneg_A=True, nonneg_S=False, l1=True,
         A_init=None, mapping=None, max_iter_semiblind=50, tol_semiblind=1e-6,
         image_shape=None, random_state=None, progress=False, dtype=None,
-        noise="gaussian", subspace=None,
+        noise="gaussian", subspace=None, refit_spectra=False,
     ):
         self.n_sources = n_sources
         self.models = models
@@ -272,6 +272,7 @@ max_iter_semiblind, tol_semiblind, progress
         self.dtype = dtype
         self.noise = noise
         self.subspace = subspace
+        self.refit_spectra = refit_spectra
 
     # ------------------------------------------------------------------ layout
 

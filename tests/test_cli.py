@@ -426,3 +426,21 @@ def test_separate_subspace(tmp_path, call, data):
         with pytest.raises(SystemExit):
             cli.main([*map(str, base), "-o", str(tmp_path / "x.npz"),
                       "--subspace", bad])
+
+
+def test_separate_refit_spectra(tmp_path, call, data):
+    # --refit-spectra reaches separate(refit_spectra=True): the same A as the
+    # Python call, different from the run without it
+    from sgmca_fast import gmca
+
+    folder, mix = data
+    base = ["separate", folder / "cube.npy", "-n", 4, "--gmca-only", "--no-figures",
+            "--noise-std", mix.noise_std, "--quiet", "--seed", 0]
+    result = call(*base, "-o", tmp_path / "refit.npz", "--refit-spectra")
+    assert result.returncode == 0, result.stderr
+    cube = np.load(folder / "cube.npy")
+    ref = gmca(cube, 4, noise_std=mix.noise_std, random_state=0, refit_spectra=True)
+    plain = gmca(cube, 4, noise_std=mix.noise_std, random_state=0)
+    with np.load(tmp_path / "refit.npz") as est:
+        np.testing.assert_allclose(est["A"], ref.A, rtol=1e-12)
+        assert np.abs(est["A"] - plain.A).max() > 1e-8

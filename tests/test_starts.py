@@ -1,0 +1,152 @@
+"""Several blind starts (``separate(starts=N)``, sgmca_fast._starts)."""
+
+import naive
+import numpy as np
+import pytest
+
+from sgmca_fast import _starts, gmca, metrics, separate, starlet
+from sgmca_fast._sources import SourceStep
+from sgmca_fast._stages import Problem
+from sgmca_fast._validation import InputError
+
+
+def two_lines(seed, d):
+    """Two Gaussian lines d channels apart and a slope, sparse sources, 60 dB.
+
+    With d = 2.5 and seed 1, GMCA from the PCA start merges the two lines.
+    """
+    rng = np.random.default_rng(seed)
+    J, size = 16, 32
+    x = np.arange(J)
+    c0 = rng.uniform(4, J - 6)
+    A0 = np.column_stack([np.exp(-0.5 * ((x - c0) / 2.0) ** 2),
+                          np.exp(-0.5 * ((x - c0 - d) / 2.0) ** 2),
+                          np.linspace(1, 0.2, J)])
+    A0 /= np.linalg.norm(A0, axis=0)
+    S0 = np.zeros((3, size, size))
+    for i in range(3):
+        idx = rng.choice(size * size, size=60, replace=False)
+        S0[i].flat[idx] = rng.exponential(1.0, 60) + 0.5
+    X = np.einsum("ji,ihw->jhw", A0, S0)
+    sigma = np.sqrt(np.mean(X**2) * 1e-6)
+    return X + sigma * rng.standard_normal(X.shape), A0, sigma
+
+
+def per_source_sad(A0, A):
+    return metrics.sad(A0, metrics.match(A0, A)[0], per_source=True)
+
+
+def test_a_start_that_does_not_merge_the_lines_wins():
+    X, A0, sigma = two_lines(1, 2.5)
+    single = gmca(X, 3, noise_std=sigma, random_state=0)
+    assert per_source_sad(A0, single.A).min() < 5  # the PCA start merges
+    res = gmca(X, 3, noise_std=sigma, random_state=0, starts=2)
+    record = res.history["starts"]
+    assert [r["name"] for r in record] == ["pca", "pursuit"]
+    assert [r["chosen"] for r in record] == [False, True]
+    assert record[1]["objective"] < record[0]["objective"]
+    assert per_source_sad(A0, res.A).min() > 15
+    # the PCA start's run is the single run, bit for bit
+    np.testing.assert_array_equal(record[0]["A"], single.A)
+    np.testing.assert_array_equal(record[1]["A"], res.A)
+    assert res.n_iter["blind"] == record[1]["n_iter"]
+    assert len(res.history["delta_S"]) == record[1]["n_iter"]
+
+
+def test_when_the_pca_start_wins_the_result_is_the_single_run():
+    X, A0, sigma = two_lines(3, 1.5)
+    single = gmca(X, 3, noise_std=sigma, random_state=0)
+    res = gmca(X, 3, noise_std=sigma, random_state=0, starts=2)
+    assert res.history["starts"][0]["chosen"]
+    assert "starts" not in single.history
+    np.testing.assert_array_equal(res.A, single.A)
+    np.testing.assert_array_equal(res.S, single.S)
+    for key in ("stage", "delta_S", "delta_A", "cond_A"):
+        assert res.history[key] == single.history[key]
+
+
+def small_problem(seed=0, J=6, n=2, size=16, noise=True):
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((J, size, size)) + 3.0 * (rng.random((J, size, size)) > 0.9)
+    Xw = starlet.forward(X, 2).reshape(J, 3, -1)
+    Xd = Xw[:, :2].reshape(J, -1)
+    sigma = rng.uniform(0.5, 1.5, J) if noise else None
+    norms = starlet.scale_norms((size, size), 2)
+    step = SourceStep(Xw, sigma, norms, 1.5, True, False)
+    pb = Problem(Xd, Xd @ Xd.T, step, n, 0.5, True, np.random.default_rng(1))
+    return pb, Xw, sigma, norms[:2], rng
+
+
+def test_objective_against_numpy():
+    pb, Xw, sigma, norms, rng = small_problem()
+    A = rng.random((6, 2))
+    A /= np.linalg.norm(A, axis=0)
+    got = _starts.objective(pb, A)
+    W = np.diag(1.0 / sigma**2)
+    M = np.linalg.solve(A.T @ W @ A, A.T @ W)
+    row_std = np.sqrt((M**2) @ sigma**2)  # (I,)
+    obj = 0.0
+    res = 0.0
+    for s in range(2):
+        std_s = row_std * norms[s]
+        Ss = naive.threshold(M @ Xw[:, s], 1.5 * std_s)
+        R = Xw[:, s] - A @ Ss
+        res += 0.5 * np.sum((R / (sigma[:, None] * norms[s])) ** 2)
+        obj += 1.5 * np.sum(np.abs(Ss) / std_s[:, None])
+    cos = abs(A[:, 0] @ A[:, 1])
+    np.testing.assert_allclose(got["objective"], obj + res, rtol=1e-10)
+    np.testing.assert_allclose(got["residual"], res / Xw[:, :2].size, rtol=1e-10)
+    np.testing.assert_allclose(got["max_cos"], cos, rtol=1e-12)
+
+
+def test_pursuit_start_against_numpy():
+    pb, Xw, _, _, _ = small_problem(seed=3, n=3)
+    _, starts = _starts.start_matrices(pb, np.eye(6)[:, :3], 2)
+    R = Xw[:, :2].reshape(6, -1).copy()
+    cols = []
+    for _ in range(3):  # successive projections, the residual deflated each time
+        c = int(np.argmax(np.sum(R**2, axis=0)))
+        cols.append(Xw[:, :2].reshape(6, -1)[:, c].copy())
+        u = R[:, c] / np.linalg.norm(R[:, c])
+        R -= np.outer(u, u @ R)
+    A = np.column_stack(cols)
+    A *= np.where(A.sum(axis=0) < 0, -1.0, 1.0)
+    A = np.maximum(A, 0.0)
+    np.testing.assert_allclose(starts[1], A / np.linalg.norm(A, axis=0), atol=1e-12)
+
+
+def test_random_starts_come_from_the_run_s_rng():
+    pb, *_ = small_problem(n=3)
+    first = np.linalg.qr(np.random.default_rng(9).standard_normal((6, 3)))[0]
+    names, a = _starts.start_matrices(pb, first, 4)
+    assert names == ["pca", "pursuit", "random", "random"]
+    pb.rng = np.random.default_rng(1)
+    _, b = _starts.start_matrices(pb, first, 4)
+    for x, y in zip(a, b, strict=True):
+        np.testing.assert_array_equal(x, y)
+    assert not np.allclose(a[2], a[3])
+    for A in a[1:]:
+        assert np.all(A >= 0)
+        np.testing.assert_allclose(np.linalg.norm(A, axis=0), 1.0)
+
+
+def _no_call(info):
+    raise AssertionError("validation must come before any iteration")
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "match"),
+    [
+        ({"starts": 0}, InputError, "starts must be at least 1"),
+        ({"starts": 2.0}, TypeError, "starts must be an integer"),
+        ({"starts": True}, TypeError, "starts must be an integer"),
+        ({"starts": 2, "mask": np.eye(8, dtype=bool)[None].repeat(5, 0)},
+         InputError, "starts=2 needs complete data"),
+        ({"starts": 3, "fixed": {0: np.ones(5)}}, InputError,
+         "starts=3 needs complete data and no fixed"),
+    ],
+)
+def test_starts_is_checked_before_any_work(kwargs, error, match):
+    X = np.random.default_rng(0).random((5, 8, 8))
+    with pytest.raises(error, match=match):
+        separate(X, 3, callback=_no_call, **kwargs)
