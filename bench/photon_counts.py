@@ -17,6 +17,9 @@ with the same seed:
 - ``poisson1``, ``poisson2``, ``poisson3``: sGMCA with ``noise="poisson"``
   after 1, 2 and 3 passes (``--passes``; the default of ``separate`` is
   ``sgmca_fast._poisson.PASSES``);
+- ``poisson1c``, ``poisson2c``, ...: the same with every pass running the blind
+  stage (``--cold``; before session 9 the default: since then, with models, the
+  passes after the first start the semi-blind stage from the previous A);
 - ``gaussian``: sGMCA with Gaussian noise, the per-channel std from the counts
   (the square root of each channel's mean count, the Poisson variance);
 - ``GMCA``: GMCA with the same per-channel std;
@@ -41,11 +44,15 @@ import numpy as np
 from sgmca_fast import _poisson, datasets, metrics, separate
 
 METHODS = ("poisson1", "poisson2", "poisson3", "poisson1w", "poisson2w",
-           "poisson3w", "gaussian", "GMCA", "oracle", "oracle_ls")
+           "poisson3w", "poisson2c", "poisson3c", "gaussian", "GMCA", "oracle",
+           "oracle_ls")
 LABELS = {"poisson1": "poisson, 1 pass", "poisson2": "poisson, 2 passes",
           "poisson3": "poisson, 3 passes", "poisson1w": "pixel-weighted, 1 pass",
           "poisson2w": "pixel-weighted, 2 passes",
-          "poisson3w": "pixel-weighted, 3 passes", "gaussian": "sGMCA Gaussian",
+          "poisson3w": "pixel-weighted, 3 passes",
+          "poisson2c": "poisson, 2 passes, blind stage in each",
+          "poisson3c": "poisson, 3 passes, blind stage in each",
+          "gaussian": "sGMCA Gaussian",
           "GMCA": "GMCA", "oracle": "oracle (Poisson ML)",
           "oracle_ls": "oracle (least squares)"}
 EM_ITERATIONS = 300
@@ -91,11 +98,16 @@ def oracle_spectra(X, S0, iterations=EM_ITERATIONS):
     return A, ls
 
 
-def _poisson_passes(X, models, seed, passes, pixel_weights=False):
-    """sGMCA noise="poisson" with ``passes`` runs; the result after each one."""
+def _poisson_passes(X, models, seed, passes, pixel_weights=False, cold=False):
+    """sGMCA noise="poisson" with ``passes`` runs; the result after each one.
+
+    ``cold``: every pass runs the blind stage (no pass skips it).
+    """
     results = []
 
     def solve(*args, **kwargs):
+        if cold:
+            kwargs["blind_stage"] = True
         results.append(separate(*args, **kwargs))
         return results[-1]
 
@@ -106,12 +118,14 @@ def _poisson_passes(X, models, seed, passes, pixel_weights=False):
     return results
 
 
-def run_seed(casa, models, seed, photons, passes, crop=0, pixel_weights=False):
+def run_seed(casa, models, seed, photons, passes, crop=0, pixel_weights=False,
+             cold=False):
     """The rows of one seed: every method's SAD, SDR and time.
 
     The poisson rows ``poisson{n}`` are the result after n passes (the default,
     ``_poisson.PASSES``, is what ``separate(..., noise="poisson")`` returns);
-    their ``time`` sums the passes.
+    their ``time`` sums the passes. ``cold``: also the rows ``poisson{n}c``,
+    every pass with its blind stage, on the same counts.
     """
     X, A0, S0 = make_counts(casa, seed, photons, crop)
     # the Poisson variance of each channel, floored like noise="poisson"'s (a
@@ -131,12 +145,14 @@ def run_seed(casa, models, seed, photons, passes, crop=0, pixel_weights=False):
         res = separate(X, 4, mods, noise_std=sigma, random_state=seed)
         record(method, res.A, res.S, time.perf_counter() - t0)
     t_gauss = rows[0]["time"]
-    elapsed = 0.0
-    for n, res in enumerate(_poisson_passes(X, models, seed, passes,
-                                            pixel_weights), 1):
-        elapsed += res.timings["total"]
-        record(f"poisson{n}{'w' if pixel_weights else ''}", res.A, res.S, elapsed)
-        rows[-1]["time_ratio"] = elapsed / t_gauss
+    for variant in ("", "c") if cold else ("",):
+        elapsed = 0.0
+        for n, res in enumerate(_poisson_passes(X, models, seed, passes,
+                                                pixel_weights, variant == "c"), 1):
+            elapsed += res.timings["total"]
+            record(f"poisson{n}{'w' if pixel_weights else ''}{variant}", res.A,
+                   res.S, elapsed)
+            rows[-1]["time_ratio"] = elapsed / t_gauss
     t0 = time.perf_counter()
     A_ml, A_ls = oracle_spectra(X, S0)
     elapsed = time.perf_counter() - t0
@@ -159,7 +175,11 @@ def read_rows(paths):
 
 
 def summary(rows):
-    """{photons: {method: (median SAD, median SDR, runs)}}, {photons: ratio}."""
+    """{photons: {method: (median SAD, median SDR, runs)}}, {photons: ratios}.
+
+    ratios: (median, max) time over the Gaussian run's of the default pass count
+    and of the same with every blind stage (``--cold``), each None if absent.
+    """
     table, ratios = {}, {}
     for level in sorted({float(r["photons"]) for r in rows}):
         sel = [r for r in rows if float(r["photons"]) == level]
@@ -171,11 +191,13 @@ def summary(rows):
                     float(np.median([float(r["SAD"]) for r in mine])),
                     float(np.median([float(r["SDR"]) for r in mine])), len(mine))
         # the default pass count, what separate(..., noise="poisson") costs
-        ratio = [float(r["time_ratio"]) for r in sel if r["time_ratio"]
-                 and r["method"] in (f"poisson{_poisson.PASSES}",
-                                     f"poisson{_poisson.PASSES}w")]
-        ratios[level] = (float(np.median(ratio)), float(np.max(ratio))) if ratio \
-            else None
+        ratios[level] = []
+        for names in ((f"poisson{_poisson.PASSES}", f"poisson{_poisson.PASSES}w"),
+                      (f"poisson{_poisson.PASSES}c",)):
+            ratio = [float(r["time_ratio"]) for r in sel
+                     if r["time_ratio"] and r["method"] in names]
+            ratios[level].append((float(np.median(ratio)), float(np.max(ratio)))
+                                 if ratio else None)
     return table, ratios
 
 
@@ -184,15 +206,14 @@ def print_table(rows):
     methods = [m for m in METHODS if any(m in t for t in table.values())]
     print("| photons | seeds | " + " | ".join(
         f"{LABELS[m]} SAD / SDR" for m in methods) + " | time poisson / gaussian "
-        "(median, max) |")
-    print("|---|---|" + "---|" * len(methods) + "---|")
+        "(median, max) | the same, blind stage in each pass |")
+    print("|---|---|" + "---|" * len(methods) + "---|---|")
     for level, cells in table.items():
         n = max(c[2] for c in cells.values())
-        ratio = ratios[level]
-        ratio = f"{ratio[0]:.2f}, {ratio[1]:.2f}" if ratio else "-"
+        text = [f"{r[0]:.2f}, {r[1]:.2f}" if r else "-" for r in ratios[level]]
         print(f"| {level:.0e} | {n} | " + " | ".join(
             f"{cells[m][0]:.2f} / {cells[m][1]:.2f}" if m in cells else "-"
-            for m in methods) + f" | {ratio} |")
+            for m in methods) + f" | {text[0]} | {text[1]} |")
 
 
 def draw_figure(rows, path):
@@ -251,6 +272,8 @@ def main(argv=None):
                         help="central crop (pixels) of the full-size count cube")
     parser.add_argument("--pixel-weights", action="store_true",
                         help="poisson passes with pixel weights (X / w)")
+    parser.add_argument("--cold", action="store_true",
+                        help="also every pass with its blind stage (poisson{n}c)")
     parser.add_argument("--passes", type=int, default=3,
                         help="poisson passes recorded (default 3)")
     parser.add_argument("--csv", default=None, metavar="DIR",
@@ -281,7 +304,7 @@ def main(argv=None):
     for seed in range(args.first_seed, args.first_seed + args.seeds):
         for photons in levels:
             new = run_seed(casa, models, seed, photons, args.passes, args.crop,
-                           args.pixel_weights)
+                           args.pixel_weights, args.cold)
             rows.extend(new)
             print(f"{photons:.0e} seed {seed:3d} " + "  ".join(
                 f"{r['method']} {r['SAD']:6.2f}/{r['SDR']:6.2f} {r['time']:5.1f}s"

@@ -10,7 +10,7 @@ naming the argument.
 
 import numpy as np
 
-from ._validation import InputError, InputTypeError, integer, real_array
+from ._validation import InputError, InputTypeError, boolean, integer, real_array
 
 __all__ = [
     "callback_or_none",
@@ -223,3 +223,22 @@ def mapping_indices(mapping, models, counts, n_src):
                 f"models argument gives {n_wanted}"
             )
     return fixed
+
+
+def blind_stage(value, A_init, starts):
+    """Return ``blind_stage`` as a bool; skipping the stage needs ``A_init``, one start.
+
+    Raises
+    ------
+    InputError
+        False without ``A_init``, or with ``starts`` above 1.
+    InputTypeError
+        Not a bool.
+    """
+    value = boolean(value, "blind_stage")
+    if not value and A_init is None:
+        raise InputError("blind_stage=False starts from A_init: give A_init")
+    if not value and starts > 1:
+        raise InputError(f"blind_stage=False runs no blind start: starts={starts} "
+                         "needs blind_stage=True")
+    return value

@@ -233,6 +233,10 @@ def separate_counts(solve, X, n_sources, models=None, *, passes=PASSES,
         A_init = result.A
         if "starts" in kwargs:  # the later passes refine the first's A
             kwargs["starts"] = 1
+        if models and kwargs.get("max_iter_semiblind", 1) > 0:
+            # sGMCA: pass 1's A is separated; the semi-blind stage refines it
+            # under the new variance (a second blind stage gained nothing)
+            kwargs["blind_stage"] = False
         var = model_variance(result.A, result.S, floor)
     timings = {**result.timings, "total": float(sum(seconds)), "passes": seconds}
     history = {**result.history, "passes": passes}

@@ -34,6 +34,7 @@ from ._stages import (
     Problem,
     Recorder,
     final_stage,
+    no_blind_stage,
     refit_stage,
     semiblind_stage,
     skip_semiblind,
@@ -209,6 +210,7 @@ def separate(
     stream=None,
     dtype=None,
     starts=1,
+    blind_stage=True,
 ) -> Separation:
     """Separate X = A S + N with sGMCA (GMCA when no model is given).
 
@@ -346,6 +348,13 @@ def separate(
         ``Separation.history["starts"]``. More than 1 needs complete data and
         no fixed spectra; with ``noise="poisson"`` only the first pass runs
         several.
+    blind_stage : bool, optional
+        False skips the blind stage and starts from ``A_init`` (required): with
+        models the semi-blind stage refines it; without (GMCA) the result is the
+        sources given ``A_init`` (the final stage alone). For an A already
+        separated, e.g. from a previous run on the same field; ``noise="poisson"``
+        skips it in its later passes with models (docs/solver.md, "Photon
+        counts").
 
     Returns
     -------
@@ -366,7 +375,8 @@ def separate(
         ``noise="poisson"``, negative counts or values with a fraction; an
         unknown dtype, or float32 with missing data, a variance map or
         ``noise="poisson"``; ``starts`` below 1, or above 1 with missing data or
-        fixed spectra.
+        fixed spectra; ``blind_stage=False`` without ``A_init`` or with
+        ``starts`` above 1.
     InputTypeError
         (also a ``TypeError``) a parameter of the wrong type.
     """
@@ -386,7 +396,7 @@ def separate(
             refit_spectra=refit_spectra,
             tol_semiblind=tol_semiblind, random_state=random_state,
             progress=progress, callback=callback, subspace=subspace, dtype=dtype,
-            starts=starts)
+            starts=starts, blind_stage=blind_stage)
     if _validation.choice(noise, "noise", ("gaussian", "poisson")) == "poisson":
         _refuse_float32(dtype, 'noise="poisson"')
         return _poisson.separate_counts(
@@ -396,7 +406,8 @@ def separate(
             mapping=mapping, max_iter_semiblind=max_iter_semiblind,
             refit_spectra=refit_spectra,
             tol_semiblind=tol_semiblind, random_state=random_state,
-            progress=progress, callback=callback, subspace=subspace, starts=starts)
+            progress=progress, callback=callback, subspace=subspace, starts=starts,
+            blind_stage=blind_stage)
     t_start = time.perf_counter()
     X, missing = _missing.read(X, mask, dtype)
     if missing is not None:
@@ -425,6 +436,7 @@ def separate(
     mapped = _checks.mapping_indices(mapping, model_list, counts, n_sources)
     held = _fixed.check(fixed, J, n_sources, sum(counts), mapped)
     starts = _starts.check(starts, missing=missing is not None, held=held)
+    blind_stage = _checks.blind_stage(blind_stage, A_init, starts)
     sub_rank = _subspace.check(subspace, J, n_sources, missing=missing is not None,
                                variance=variance, held=held, noise_std=noise_std)
     noise = _noisemap.noise_plan(X, noise_std, variance, n_sources, missing,
@@ -474,7 +486,10 @@ def separate(
         A0 = _initial_A(A_init, xx, n_sources, rng)
     else:
         A0 = held.initial_A(A_init, xx, n_sources, rng)
-    state, start_record = _starts.blind(pb, A0, starts, rec)
+    if blind_stage:
+        state, start_record = _starts.blind(pb, A0, starts, rec)
+    else:
+        state, start_record = no_blind_stage(pb, A0), None
     n_blind = state.n_iter
     t_blind = time.perf_counter()
 

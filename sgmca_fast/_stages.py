@@ -31,6 +31,7 @@ __all__ = [
     "State",
     "blind_stage",
     "final_stage",
+    "no_blind_stage",
     "refit_stage",
     "semiblind_stage",
 ]
@@ -308,6 +309,28 @@ def blind_stage(pb, A, rec):
         if state.n_iter >= _IT_MIN and delta_S <= _BLIND_TOL:
             break
     return state
+
+
+def no_blind_stage(pb, A):
+    """Return the state that stands for a skipped blind stage (``blind_stage=False``).
+
+    The next stage starts from A with empty source buffers, so its first source
+    update is thresholded without reweighting, as the blind stage's first is.
+
+    Parameters
+    ----------
+    pb : Problem
+    A : (J, I) ndarray
+        The user's mixing matrix (``A_init``), unit columns.
+
+    Returns
+    -------
+    State
+        With ``n_iter`` 0.
+    """
+    return State(A, np.zeros(pb.detail_shape(), pb.dtype),
+                 np.zeros(pb.detail_shape(), pb.dtype),
+                 [None] * pb.n_sources, [None] * pb.n_sources)
 
 
 def _semiblind_run(pb, cons, A, detail, prev, rec):

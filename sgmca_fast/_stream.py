@@ -42,6 +42,7 @@ from ._stages import (
     Constraints,
     Problem,
     Recorder,
+    no_blind_stage,
     semiblind_stage,
     skip_semiblind,
 )
@@ -360,6 +361,8 @@ def _check(cube, n_sources, models, kw):
             raise InputError(f"A_init must have shape (J, I) = {(J, c['n_sources'])}"
                              f", got {A_init.shape}")
     c["A_init"] = A_init
+    c["blind_stage"] = _checks.blind_stage(kw.get("blind_stage", True), A_init,
+                                           c["starts"])
     return c
 
 
@@ -498,7 +501,11 @@ def separate(result_type, X, n_sources, models=None, **kw):
 
     rec = Recorder(c["progress"], c["callback"])
     A0 = sub.pca(n) if c["A_init"] is None else c["A_init"]
-    state, start_record = _starts.blind(pb, unit_columns(A0, rng), c["starts"], rec)
+    if c["blind_stage"]:
+        state, start_record = _starts.blind(pb, unit_columns(A0, rng), c["starts"],
+                                            rec)
+    else:
+        state, start_record = no_blind_stage(pb, unit_columns(A0, rng)), None
     n_blind = state.n_iter
     t3 = time.perf_counter()
     restarted = False
