@@ -16,7 +16,12 @@ with the same seed:
 
 - ``poisson1``, ``poisson2``, ``poisson3``: sGMCA with ``noise="poisson"``
   after 1, 2 and 3 passes (``--passes``; the default of ``separate`` is
-  ``sgmca_fast._poisson.PASSES``);
+  ``sgmca_fast._poisson.PASSES``), with the sources of
+  ``_poisson.channel_sources`` (per-channel thresholds, hard when
+  ``_poisson.FINAL_HARD``) as ``separate`` returns them; ``poisson{n}alt`` the
+  same with the other thresholding (soft if hard, hard if soft), ``poisson{n}m``
+  the pass's own sources (per-pixel thresholds, what ``separate`` returned
+  before session 9);
 - ``poisson1c``, ``poisson2c``, ...: the same with every pass running the blind
   stage (``--cold``; before session 9 the default: since then, with models, the
   passes after the first start the semi-blind stage from the previous A);
@@ -43,11 +48,19 @@ import numpy as np
 
 from sgmca_fast import _poisson, datasets, metrics, separate
 
-METHODS = ("poisson1", "poisson2", "poisson3", "poisson1w", "poisson2w",
-           "poisson3w", "poisson2c", "poisson3c", "gaussian", "GMCA", "oracle",
-           "oracle_ls")
+METHODS = ("poisson1", "poisson2", "poisson3", "poisson1alt", "poisson2alt",
+           "poisson3alt", "poisson1m", "poisson2m", "poisson3m", "poisson1w",
+           "poisson2w", "poisson3w", "poisson2c", "poisson3c", "gaussian", "GMCA",
+           "oracle", "oracle_ls")
 LABELS = {"poisson1": "poisson, 1 pass", "poisson2": "poisson, 2 passes",
-          "poisson3": "poisson, 3 passes", "poisson1w": "pixel-weighted, 1 pass",
+          "poisson3": "poisson, 3 passes",
+          "poisson1alt": "1 pass, other thresholds",
+          "poisson2alt": "2 passes, other thresholds",
+          "poisson3alt": "3 passes, other thresholds",
+          "poisson1m": "1 pass, per-pixel sources",
+          "poisson2m": "2 passes, per-pixel sources",
+          "poisson3m": "3 passes, per-pixel sources",
+          "poisson1w": "pixel-weighted, 1 pass",
           "poisson2w": "pixel-weighted, 2 passes",
           "poisson3w": "pixel-weighted, 3 passes",
           "poisson2c": "poisson, 2 passes, blind stage in each",
@@ -112,14 +125,15 @@ def _poisson_passes(X, models, seed, passes, pixel_weights=False, cold=False):
         return results[-1]
 
     last = _poisson.separate_counts(solve, X, 4, models, passes=passes,
-                                    pixel_weights=pixel_weights, random_state=seed)
+                                    pixel_weights=pixel_weights, random_state=seed,
+                                    final_sources=False)
     if pixel_weights:  # the recorded S are those of X / w: keep A, S of the last
         results[-1] = replace(last, timings=results[-1].timings)
     return results
 
 
 def run_seed(casa, models, seed, photons, passes, crop=0, pixel_weights=False,
-             cold=False):
+             cold=False, oracle=True):
     """The rows of one seed: every method's SAD, SDR and time.
 
     The poisson rows ``poisson{n}`` are the result after n passes (the default,
@@ -145,14 +159,29 @@ def run_seed(casa, models, seed, photons, passes, crop=0, pixel_weights=False,
         res = separate(X, 4, mods, noise_std=sigma, random_state=seed)
         record(method, res.A, res.S, time.perf_counter() - t0)
     t_gauss = rows[0]["time"]
+    observed = np.ones(X.shape, bool)
+    floor = _poisson.variance_floor(X, observed)
     for variant in ("", "c") if cold else ("",):
         elapsed = 0.0
         for n, res in enumerate(_poisson_passes(X, models, seed, passes,
                                                 pixel_weights, variant == "c"), 1):
             elapsed += res.timings["total"]
-            record(f"poisson{n}{'w' if pixel_weights else ''}{variant}", res.A,
-                   res.S, elapsed)
-            rows[-1]["time_ratio"] = elapsed / t_gauss
+            name = f"poisson{n}{'w' if pixel_weights else ''}{variant}"
+            if variant == "c":
+                record(name, res.A, res.S, elapsed)
+                rows[-1]["time_ratio"] = elapsed / t_gauss
+                continue
+            # the default's final sources, the other thresholding, the pass's own
+            var = _poisson.model_variance(res.A, res.S, floor)
+            for suffix, hard in (("", _poisson.FINAL_HARD),
+                                 ("alt", not _poisson.FINAL_HARD)):
+                S, seconds = _poisson.channel_sources(separate, X, res, var, observed,
+                                                      hard=hard, random_state=seed)
+                record(name + suffix, res.A, S, elapsed + seconds)
+                rows[-1]["time_ratio"] = (elapsed + seconds) / t_gauss
+            record(name + "m", res.A, res.S, elapsed)
+    if not oracle:
+        return rows
     t0 = time.perf_counter()
     A_ml, A_ls = oracle_spectra(X, S0)
     elapsed = time.perf_counter() - t0
@@ -272,6 +301,8 @@ def main(argv=None):
                         help="central crop (pixels) of the full-size count cube")
     parser.add_argument("--pixel-weights", action="store_true",
                         help="poisson passes with pixel weights (X / w)")
+    parser.add_argument("--no-oracle", action="store_true",
+                        help="skip the oracles (300 EM steps: the slowest row)")
     parser.add_argument("--cold", action="store_true",
                         help="also every pass with its blind stage (poisson{n}c)")
     parser.add_argument("--passes", type=int, default=3,
@@ -304,7 +335,7 @@ def main(argv=None):
     for seed in range(args.first_seed, args.first_seed + args.seeds):
         for photons in levels:
             new = run_seed(casa, models, seed, photons, args.passes, args.crop,
-                           args.pixel_weights, args.cold)
+                           args.pixel_weights, args.cold, not args.no_oracle)
             rows.extend(new)
             print(f"{photons:.0e} seed {seed:3d} " + "  ".join(
                 f"{r['method']} {r['SAD']:6.2f}/{r['SDR']:6.2f} {r['time']:5.1f}s"

@@ -14,7 +14,11 @@ choice and what it measured are in docs/solver.md, "Photon counts"):
 
 The variance map gives both the least-squares weights (each channel's median
 variance) and the per-pixel thresholds ``k sigma(p)`` of the source update
-(:mod:`sgmca_fast._noisemap`).
+(:mod:`sgmca_fast._noisemap`). The sources returned are then made once more from
+the last A (:func:`channel_sources`): with one threshold per source and scale
+from each channel's mean model variance, which keeps the bright pixels'
+coefficients that per-pixel thresholds shrink or cut (docs/results.md, "Photon
+counts: the final sources").
 """
 
 from dataclasses import replace
@@ -24,8 +28,8 @@ from scipy import ndimage
 
 from ._validation import InputError, integer, real_array
 
-__all__ = ["BOX", "FLOOR", "PASSES", "check_counts", "model_variance",
-           "separate_counts", "smoothed_variance"]
+__all__ = ["BOX", "FINAL_HARD", "FLOOR", "PASSES", "channel_sources",
+           "check_counts", "model_variance", "separate_counts", "smoothed_variance"]
 
 BOX = 5
 """Side (pixels) of the box mean that estimates the intensity for pass 1."""
@@ -40,6 +44,15 @@ PASSES = 2
 
 PIXEL_WEIGHTS = False
 """Divide each pixel by its noise scale (:func:`pixel_scale`) before each pass."""
+
+FINAL_HARD = False
+"""Hard thresholds for the final sources (:func:`channel_sources`): their
+least-squares values on their support, without the soft thresholds' shrinkage.
+False: soft, reweighted as the solver's final stage is."""
+
+# what the final sources' run takes from the caller's keywords (the rest, e.g.
+# models, fixed spectra or starts, concerns A, which it keeps)
+_FINAL_KEYWORDS = ("nscales", "k", "nonneg_S", "random_state")
 
 
 def check_counts(X):
@@ -159,9 +172,57 @@ def pixel_scale(var):
     return np.sqrt(var.mean(axis=0, keepdims=True))
 
 
+def channel_sources(solve, X, result, var, observed, mask=None, hard=None, **kwargs):
+    """Return the sources (I, ...) given ``result.A``, thresholded per channel.
+
+    The Gaussian solver's final stage alone (``blind_stage=False`` from
+    ``result.A``) with ``variance=`` each channel's mean of ``var`` over its
+    observed voxels (hard thresholds when :data:`FINAL_HARD`). Per-pixel
+    thresholds follow the Poisson variance, so they are highest in the bright
+    pixels, where the sources' coefficients carry most of their energy; at 1e7 and
+    1e8 photons on Cas A they cost 1-3 dB of SDR against one level per channel
+    (docs/results.md, "Photon counts: the final sources").
+
+    Parameters
+    ----------
+    solve : callable
+        The Gaussian solver (as for :func:`separate_counts`).
+    X : (J, H, W) or (J, P) ndarray
+        Counts, NaN where missing.
+    result : Separation
+        The last pass's result: its A is kept.
+    var : ndarray of X's shape
+        The last model's variance (:func:`model_variance`).
+    observed : bool ndarray of X's shape
+        True where a voxel is observed.
+    mask : optional
+        The caller's mask, passed on.
+    hard : bool, optional
+        Hard thresholds; None: :data:`FINAL_HARD`.
+    **kwargs
+        The caller's keywords; only ``nscales``, ``k``, ``nonneg_S`` and
+        ``random_state`` are used.
+
+    Returns
+    -------
+    S : ndarray
+        The sources, of ``result.S``'s shape.
+    seconds : float
+        The run's time.
+    """
+    var_channel = np.array([v[o].mean() if o.any() else 1.0 for v, o in
+                            zip(var.reshape(var.shape[0], -1),
+                                observed.reshape(var.shape[0], -1), strict=True)])
+    final = solve(X, result.A.shape[1], None, variance=var_channel, mask=mask,
+                  A_init=result.A, blind_stage=False,
+                  l1=not (FINAL_HARD if hard is None else hard),
+                  **{key: kwargs[key] for key in _FINAL_KEYWORDS if key in kwargs})
+    return final.S, final.timings["total"]
+
+
 def separate_counts(solve, X, n_sources, models=None, *, passes=PASSES,
                     pixel_weights=PIXEL_WEIGHTS, noise_std=None, variance=None,
-                    mask=None, A_init=None, **kwargs):
+                    mask=None, A_init=None, final_sources=True, **kwargs):
     """Separate a cube of photon counts: the Gaussian solver, reweighted.
 
     Parameters
@@ -189,14 +250,20 @@ def separate_counts(solve, X, n_sources, models=None, *, passes=PASSES,
         True where a voxel is missing.
     A_init : (J, I) array_like, optional
         Starting mixing matrix of pass 1.
+    final_sources : bool, optional
+        Replace the last pass's sources by :func:`channel_sources` (the
+        default); False returns them as the last pass made them.
     **kwargs
         Every other keyword of ``separate``.
 
     Returns
     -------
     Separation
-        The last pass's result; ``timings["total"]`` is the time of all passes
-        and ``timings["passes"]`` each one's, ``history["passes"]`` their count.
+        The last pass's result (its A, mapping, model fit and confidence), with
+        the sources of :func:`channel_sources`; ``timings["total"]`` is the time
+        of all passes and the final sources, ``timings["passes"]`` each pass's,
+        ``timings["final_sources"]`` the last step's, ``history["passes"]`` the
+        number of passes.
 
     Raises
     ------
@@ -238,7 +305,12 @@ def separate_counts(solve, X, n_sources, models=None, *, passes=PASSES,
             # under the new variance (a second blind stage gained nothing)
             kwargs["blind_stage"] = False
         var = model_variance(result.A, result.S, floor)
-    timings = {**result.timings, "total": float(sum(seconds)), "passes": seconds}
+    S, seconds_final = result.S, 0.0
+    if final_sources:
+        S, seconds_final = channel_sources(solve, X, result, var, observed, mask,
+                                           **kwargs)
+    timings = {**result.timings, "total": float(sum(seconds) + seconds_final),
+               "passes": seconds, "final_sources": seconds_final}
     history = {**result.history, "passes": passes}
-    return replace(result, timings=timings, history=history,
+    return replace(result, S=S, timings=timings, history=history,
                    n_sources_estimate=estimate)

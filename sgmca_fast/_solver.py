@@ -351,7 +351,8 @@ def separate(
     blind_stage : bool, optional
         False skips the blind stage and starts from ``A_init`` (required): with
         models the semi-blind stage refines it; without (GMCA) the result is the
-        sources given ``A_init`` (the final stage alone). For an A already
+        sources given ``A_init``: the final stage, its reweighting led by a
+        first estimate at the same thresholds. For an A already
         separated, e.g. from a previous run on the same field; ``noise="poisson"``
         skips it in its later passes with models (docs/solver.md, "Photon
         counts").
@@ -489,7 +490,9 @@ def separate(
     if blind_stage:
         state, start_record = _starts.blind(pb, A0, starts, rec)
     else:
-        state, start_record = no_blind_stage(pb, A0), None
+        state = no_blind_stage(pb, A0, estimate=not (model_list
+                                                      and max_iter_semiblind > 0))
+        start_record = None
     n_blind = state.n_iter
     t_blind = time.perf_counter()
 

@@ -311,7 +311,7 @@ def blind_stage(pb, A, rec):
     return state
 
 
-def no_blind_stage(pb, A):
+def no_blind_stage(pb, A, estimate=False):
     """Return the state that stands for a skipped blind stage (``blind_stage=False``).
 
     The next stage starts from A with empty source buffers, so its first source
@@ -322,15 +322,22 @@ def no_blind_stage(pb, A):
     pb : Problem
     A : (J, I) ndarray
         The user's mixing matrix (``A_init``), unit columns.
+    estimate : bool, optional
+        Fill the buffers with the sources of A at K = 1, not reweighted: when
+        the final stage comes next (GMCA), its reweighting then has a previous
+        estimate, as after a blind stage.
 
     Returns
     -------
     State
         With ``n_iter`` 0.
     """
-    return State(A, np.zeros(pb.detail_shape(), pb.dtype),
-                 np.zeros(pb.detail_shape(), pb.dtype),
-                 [None] * pb.n_sources, [None] * pb.n_sources)
+    state = State(A, np.zeros(pb.detail_shape(), pb.dtype),
+                  np.zeros(pb.detail_shape(), pb.dtype),
+                  [None] * pb.n_sources, [None] * pb.n_sources)
+    if estimate:
+        pb.sources(A, 1.0, state)  # reweights by the zero buffer: plain thresholds
+    return state
 
 
 def _semiblind_run(pb, cons, A, detail, prev, rec):

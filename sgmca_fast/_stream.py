@@ -505,7 +505,9 @@ def separate(result_type, X, n_sources, models=None, **kw):
         state, start_record = _starts.blind(pb, unit_columns(A0, rng), c["starts"],
                                             rec)
     else:
-        state, start_record = no_blind_stage(pb, unit_columns(A0, rng)), None
+        estimate = not (c["models"] and c["max_iter"] > 0)
+        state = no_blind_stage(pb, unit_columns(A0, rng), estimate)
+        start_record = None
     n_blind = state.n_iter
     t3 = time.perf_counter()
     restarted = False

@@ -78,7 +78,7 @@ class FakeSolver:
     def __call__(self, X, n_sources, models, **kwargs):
         from sgmca_fast._solver import Separation
 
-        self.calls.append({**kwargs, "X": X})
+        self.calls.append({**kwargs, "X": X, "models": models})
         return Separation(A=self.A, S=self.S, mapping=[None] * self.A.shape[1],
                           model_fit=[None] * self.A.shape[1], n_iter={},
                           history={}, timings={"total": 1.5})
@@ -90,7 +90,8 @@ def test_each_pass_reweights_with_the_previous_model():
     S = rng.normal(1.0, 1.0, (2, 6, 7))  # negative parts: the floor takes over
     X = rng.poisson(3.0, (4, 6, 7))
     solve = FakeSolver(A, S)
-    res = _poisson.separate_counts(solve, X, 2, None, passes=3, k=2.0)
+    res = _poisson.separate_counts(solve, X, 2, None, passes=3, k=2.0,
+                                   final_sources=False)
     assert len(solve.calls) == 3
     first = solve.calls[0]
     np.testing.assert_allclose(first["variance"],
@@ -111,7 +112,8 @@ def test_pixel_weights_divide_each_pixel_by_its_noise_scale():
     S = rng.random((2, 5, 6))
     X = rng.poisson(4.0, (3, 5, 6)).astype(float)
     solve = FakeSolver(A, S)
-    res = _poisson.separate_counts(solve, X, 2, None, passes=2, pixel_weights=True)
+    res = _poisson.separate_counts(solve, X, 2, None, passes=2, pixel_weights=True,
+                                   final_sources=False)
     floor = 0.1 * X.mean()
     var1 = np.maximum(box_mean_loops(X, 5), floor)
     w1 = np.sqrt(var1.mean(axis=0))  # the root of each pixel's mean variance
@@ -122,6 +124,32 @@ def test_pixel_weights_divide_each_pixel_by_its_noise_scale():
     w2 = np.sqrt(var2.mean(axis=0))
     np.testing.assert_allclose(solve.calls[1]["variance"], var2 / w2**2)
     np.testing.assert_allclose(res.S, S * w2)
+
+
+@pytest.mark.parametrize("hard", [True, False])
+def test_final_sources_use_each_channels_mean_model_variance(hard, monkeypatch):
+    monkeypatch.setattr(_poisson, "FINAL_HARD", hard)
+    rng = np.random.default_rng(6)
+    A = rng.random((4, 2))
+    S = rng.normal(1.0, 1.0, (2, 6, 7))
+    X = rng.poisson(3.0, (4, 6, 7)).astype(float)
+    X[2, 1, 1] = np.nan  # a missing voxel: left out of its channel's mean
+    solve = FakeSolver(A, S)
+    res = _poisson.separate_counts(solve, X, 2, {"a model": 2}, passes=2, k=2.5,
+                                   nonneg_S=True, random_state=3, fixed=None,
+                                   starts=1)
+    assert len(solve.calls) == 3
+    final = solve.calls[-1]
+    floor = 0.1 * np.nanmean(X)
+    var = np.maximum(np.einsum("ji,ihw->jhw", A, S), floor)
+    var[np.isnan(X)] = np.nan
+    np.testing.assert_allclose(final["variance"],
+                               np.nanmean(var.reshape(4, -1), axis=1), rtol=1e-12)
+    assert final["models"] is None and final["A_init"] is A
+    assert final["blind_stage"] is False and final["l1"] is (not hard)
+    assert (final["k"], final["nonneg_S"], final["random_state"]) == (2.5, True, 3)
+    assert "fixed" not in final and "starts" not in final
+    assert res.S is S and res.timings["final_sources"] == 1.5
 
 
 def weighted_ls(A, X, var):
@@ -142,10 +170,24 @@ def test_second_pass_is_the_weighted_least_squares_of_the_first_model():
     floor = 0.1 * X.mean()
     S1 = weighted_ls(A0, X, np.maximum(box_mean_loops(X, 5), floor))
     var2 = np.maximum(np.einsum("ji,ihw->jhw", A0, S1), floor)
-    np.testing.assert_allclose(res.S, weighted_ls(A0, X, var2), rtol=1e-6,
+    S2 = weighted_ls(A0, X, var2)
+    # the sources returned: weighted by each channel's mean of pass 2's model
+    var3 = np.maximum(np.einsum("ji,ihw->jhw", A0, S2), floor)
+    w = 1.0 / var3.reshape(var3.shape[0], -1).mean(axis=1)
+    Xf = X.reshape(X.shape[0], -1)
+    S3 = np.linalg.solve(A0.T @ (w[:, None] * A0), A0.T @ (w[:, None] * Xf))
+    np.testing.assert_allclose(res.S, S3.reshape(S2.shape), rtol=1e-6,
                                atol=1e-6 * np.abs(res.S).max())
     np.testing.assert_array_equal(res.A, A0)
     assert len(res.timings["passes"]) == 2
+    assert res.timings["total"] == pytest.approx(
+        sum(res.timings["passes"]) + res.timings["final_sources"])
+    # the passes' own sources: pass 2's weighted least squares
+    passes = _poisson.separate_counts(separate, X, 2, fixed={0: A0[:, 0],
+                                                             1: A0[:, 1]},
+                                      k=1e-9, nonneg_S=False, final_sources=False)
+    np.testing.assert_allclose(passes.S, S2, rtol=1e-6,
+                               atol=1e-6 * np.abs(S2).max())
 
 
 @pytest.mark.parametrize("X, kwargs, match", [
