@@ -381,7 +381,8 @@ def main(argv=None):
 
     print(f"date {time.strftime('%Y-%m-%d %H:%M:%S %Z')}, load average "
           + " ".join(f"{x:.2f}" for x in os.getloadavg())
-          + f", threads {sgmca_fast.get_num_threads()}", flush=True)
+          + f", threads {sgmca_fast.get_num_threads()}, OPENBLAS_NUM_THREADS="
+          + os.environ.get("OPENBLAS_NUM_THREADS", "unset"), flush=True)
     rows = []
     for case in args.cases:
         rows += globals()["case_" + case.replace("-", "_")](args)
