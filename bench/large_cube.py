@@ -188,7 +188,10 @@ def run_child(args):
         sigma = np.load(Path(args.file).with_suffix(".truth.npz"))["sigma"]
         options["noise_std"] = float(sigma) if sigma.ndim == 0 else sigma
     if settings.get("warmup"):
-        _warm_up(args.file, models, options)
+        # a memmap is streamed, and the streamed path's None means "auto"
+        streamed = not args.in_memory and options["subspace"] is None
+        _warm_up(args.file, models,
+                 {**options, "subspace": "auto"} if streamed else options)
     if args.in_memory:
         X = np.asarray(X, dtype=np.float64)
     walls = []
