@@ -162,8 +162,10 @@ def _warm_up(file, models, options):
     rng = np.random.default_rng(0)
     X = (A @ S + 1e-3 * np.std(A @ S) * rng.standard_normal((A.shape[0], S.shape[1])))
     options = {**options, "stream": False}
-    if options.get("subspace") is None and A.shape[0] > 2 * S.shape[1]:
-        options["subspace"] = "auto"  # more channels than coefficients: only compile
+    if options.get("subspace") is None and A.shape[0] > 1000:
+        # the full-space set-up is BLAS (order J^3 here): nothing to compile, and
+        # the kernels the iterations share with the subspace path compile there
+        options["subspace"] = "auto"
     sgmca_fast.separate(X.reshape(-1, 64, 64), 4, models, **options)
 
 
