@@ -93,7 +93,7 @@ class PixelsSuite(_GmcaSuite):
 class StreamChannelsSuite:
     """separate() streamed from a float32 memory map: many channels, or sGMCA."""
 
-    params = (["3681x64x64 GMCA", "75x512x512 sGMCA"],)
+    params = (["3681x64x64 GMCA", "75x256x256 sGMCA"],)
     param_names = ["cube"]
     number = 1
     repeat = 3
@@ -106,7 +106,7 @@ class StreamChannelsSuite:
         import sgmca_fast
         from sgmca_fast.data import builtin_model
 
-        J, size = (3681, 64) if cube.startswith("3681") else (75, 512)
+        J, size = (3681, 64) if cube.startswith("3681") else (75, 256)
         self.models = None
         if "sGMCA" in cube:
             self.models = {builtin_model("sync"): 1, builtin_model("thermal"): 1,
