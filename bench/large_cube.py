@@ -196,12 +196,14 @@ def run_child(args):
                  {**options, "subspace": "auto"} if streamed else options)
     if args.in_memory:
         X = np.asarray(X, dtype=np.float64)
-    walls = []
+    walls, result = [], None
     with RssSampler() as rss:
         for _ in range(settings.get("repeat", 1)):
             t0 = time.perf_counter()
-            result = sgmca_fast.separate(X, 4, models, **options)
+            run = sgmca_fast.separate(X, 4, models, **options)
             walls.append(time.perf_counter() - t0)
+            if walls[-1] == min(walls):  # the stages reported are the best run's
+                result = run
     np.savez(args.out, A=result.A, S=result.S, noise_std=result.noise_std)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # KiB on Linux
     subspace = result.subspace or {}
