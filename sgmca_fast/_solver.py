@@ -77,9 +77,10 @@ class Separation:
         was found to duplicate another and restarted from the residual (a lost
         source; see the user guide). With ``separate(starts=N)``, N > 1, also
         ``"starts"``: per blind start a dict (``name``, ``residual``, the
-        criterion, ``objective``, ``max_cos``, ``n_iter``, ``A`` the start's
-        blind-stage end (J, I), ``chosen``); the other lists are the kept
-        start's.
+        criterion, ``objective``, ``max_cos``, ``n_iter``, ``pixels`` per
+        scale, ``A`` the start's blind-stage end (J, I), ``chosen``; with
+        ``start_sample`` > 1 these are its trial's, on the sample); the other
+        lists are the kept start's run on all the data.
     dtype : str
         The working precision of the data-sized arrays, ``"float64"`` (the
         default) or ``"float32"`` (``separate(dtype=np.float32)``: X, its
@@ -209,6 +210,7 @@ def separate(
     stream=None,
     dtype=None,
     starts=1,
+    start_sample=1,
 ) -> Separation:
     """Separate X = A S + N with sGMCA (GMCA when no model is given).
 
@@ -346,6 +348,14 @@ def separate(
         ``Separation.history["starts"]``. More than 1 needs complete data and
         no fixed spectra; with ``noise="poisson"`` only the first pass runs
         several.
+    start_sample : int, optional
+        With ``starts`` > 1: 1 (default) runs each start's whole blind stage on
+        all the data. s > 1 tries each start on every s-th pixel of the detail
+        planes (the whole blind stage there, about 1 / s of its cost), keeps the
+        start whose trial leaves the least unexplained energy on that sample, and
+        runs the blind stage on all the data from that start only: about
+        ``1 + starts / s`` blind stages instead of ``starts`` (docs/solver.md,
+        "Cheap trials of the starts"). Ignored with ``starts=1``.
 
     Returns
     -------
@@ -366,7 +376,7 @@ def separate(
         ``noise="poisson"``, negative counts or values with a fraction; an
         unknown dtype, or float32 with missing data, a variance map or
         ``noise="poisson"``; ``starts`` below 1, or above 1 with missing data or
-        fixed spectra.
+        fixed spectra; ``start_sample`` below 1.
     InputTypeError
         (also a ``TypeError``) a parameter of the wrong type.
     """
@@ -386,7 +396,7 @@ def separate(
             refit_spectra=refit_spectra,
             tol_semiblind=tol_semiblind, random_state=random_state,
             progress=progress, callback=callback, subspace=subspace, dtype=dtype,
-            starts=starts)
+            starts=starts, start_sample=start_sample)
     if _validation.choice(noise, "noise", ("gaussian", "poisson")) == "poisson":
         _refuse_float32(dtype, 'noise="poisson"')
         return _poisson.separate_counts(
@@ -396,7 +406,8 @@ def separate(
             mapping=mapping, max_iter_semiblind=max_iter_semiblind,
             refit_spectra=refit_spectra,
             tol_semiblind=tol_semiblind, random_state=random_state,
-            progress=progress, callback=callback, subspace=subspace, starts=starts)
+            progress=progress, callback=callback, subspace=subspace, starts=starts,
+            start_sample=start_sample)
     t_start = time.perf_counter()
     X, missing = _missing.read(X, mask, dtype)
     if missing is not None:
@@ -425,6 +436,7 @@ def separate(
     mapped = _checks.mapping_indices(mapping, model_list, counts, n_sources)
     held = _fixed.check(fixed, J, n_sources, sum(counts), mapped)
     starts = _starts.check(starts, missing=missing is not None, held=held)
+    start_sample = _starts.check_sample(start_sample)
     sub_rank = _subspace.check(subspace, J, n_sources, missing=missing is not None,
                                variance=variance, held=held, noise_std=noise_std)
     noise = _noisemap.noise_plan(X, noise_std, variance, n_sources, missing,
@@ -474,7 +486,7 @@ def separate(
         A0 = _initial_A(A_init, xx, n_sources, rng)
     else:
         A0 = held.initial_A(A_init, xx, n_sources, rng)
-    state, start_record = _starts.blind(pb, A0, starts, rec)
+    state, start_record = _starts.blind(pb, A0, starts, rec, start_sample)
     n_blind = state.n_iter
     t_blind = time.perf_counter()
 

@@ -342,6 +342,7 @@ def _check(cube, n_sources, models, kw):
              tol=real(kw["tol_semiblind"], "tol_semiblind", low=0.0),
              callback=_checks.callback_or_none(kw["callback"]),
              starts=_starts.check(kw.get("starts", 1)),
+             start_sample=_starts.check_sample(kw.get("start_sample", 1)),
              rng=_checks.rng(kw["random_state"]))
     for name in ("nonneg_A", "nonneg_S", "l1", "progress"):
         c[name] = boolean(kw[name], name)
@@ -498,7 +499,8 @@ def separate(result_type, X, n_sources, models=None, **kw):
 
     rec = Recorder(c["progress"], c["callback"])
     A0 = sub.pca(n) if c["A_init"] is None else c["A_init"]
-    state, start_record = _starts.blind(pb, unit_columns(A0, rng), c["starts"], rec)
+    state, start_record = _starts.blind(pb, unit_columns(A0, rng), c["starts"], rec,
+                                        c["start_sample"])
     n_blind = state.n_iter
     t3 = time.perf_counter()
     restarted = False
