@@ -238,3 +238,20 @@ def test_trial_problem_against_numpy():
         want = naive.threshold(M @ Xw[:, s, ::3], 1.5 * row_std * norms[s])
         np.testing.assert_allclose(out[:, s], want, rtol=1e-10, atol=1e-12)
     assert trial.rng is pb.rng and trial.xx is pb.xx
+
+
+def test_cheap_trials_in_the_channel_subspace_and_streamed(tmp_path):
+    X, A0, sigma = sparse_lines(39, 2.5)
+    single = gmca(X, 3, noise_std=sigma, random_state=0, subspace=6)
+    assert per_source_sad(A0, single.A).min() < 5
+    res = gmca(X, 3, noise_std=sigma, random_state=0, subspace=6, starts=3,
+               start_sample=8)
+    assert per_source_sad(A0, res.A).min() > 15
+    assert [r["pixels"] for r in res.history["starts"]] == [512] * 3
+    np.save(tmp_path / "x.npy", X)
+    streamed = gmca(np.load(tmp_path / "x.npy", mmap_mode="r"), 3, noise_std=sigma,
+                    random_state=0, subspace=6, starts=3, start_sample=8)
+    assert streamed.subspace["streamed"]
+    assert ([r["chosen"] for r in streamed.history["starts"]]
+            == [r["chosen"] for r in res.history["starts"]])
+    np.testing.assert_allclose(streamed.A, res.A, atol=1e-8)
