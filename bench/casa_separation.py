@@ -75,6 +75,9 @@ def main(argv=None):
     parser.add_argument("--start-sample", type=int, default=1,
                         help="try each start on every s-th pixel "
                              "(separate(start_sample=...))")
+    parser.add_argument("--start-iter", type=int, default=None,
+                        help="try each start for its first T blind iterations "
+                             "(separate(start_iter=...))")
     parser.add_argument("--threads", type=int, default=None,
                         help="thread count (sgmca_fast.set_num_threads)")
     parser.add_argument("--subspace", default="none",
@@ -102,6 +105,7 @@ def main(argv=None):
                 mix.X, 4, models if method.startswith("sGMCA") else None,
                 noise_std=mix.noise_std, random_state=seed, subspace=subspace,
                 starts=args.starts, start_sample=args.start_sample,
+                start_iter=args.start_iter,
                 refit_spectra=method.endswith("-refit"),
             )
             elapsed = time.perf_counter() - t0

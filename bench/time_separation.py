@@ -1,15 +1,15 @@
 """Time and profile one full sGMCA run on the Cas A data (346 x 346 x 75).
 
 Run: python bench/time_separation.py [--repeat 3] [--profile] [--memory]
-     python bench/time_separation.py --starts 1 3 3/8 --repeat 5
+     python bench/time_separation.py --starts 1 3 3/8 3@40 --repeat 5
 
 Prints the wall time of each stage (best of --repeat runs after a warm-up that
 compiles the Numba kernels), the time per iteration, with --profile the functions
 where the time goes, and with --memory the memory held across iterations
 (tracemalloc, which sees numpy's allocations) against the size of the data's
 starlet transform. With --starts, the runs with each setting of the blind starts
-(N: ``starts=N``; N/s: ``starts=N, start_sample=s``) interleaved, the median of
---repeat, and each one's time over the first's.
+(N: ``starts=N``; N/s: ``start_sample=s`` too; N@T: ``start_iter=T`` too)
+interleaved, the median of --repeat, and each one's time over the first's.
 """
 
 import argparse
@@ -32,7 +32,7 @@ def main(argv=None):
     parser.add_argument("--profile", action="store_true")
     parser.add_argument("--memory", action="store_true")
     parser.add_argument("--starts", nargs="+", default=None,
-                        help="compare blind starts side by side: N or N/s")
+                        help="compare blind starts side by side: N, N/s or N@T")
     args = parser.parse_args(argv)
     _common.print_header()
     print(f"threads {sgmca_fast.get_num_threads()}")
@@ -97,24 +97,31 @@ def main(argv=None):
               f"{mix.X.nbytes / 2**20:.0f} MiB")
 
 
+def _starts_setting(text):
+    """'N' -> starts=N; 'N/s' -> start_sample=s too; 'N@T' -> start_iter=T too."""
+    if "@" in text:
+        n, t = text.split("@")
+        return {"starts": int(n), "start_iter": int(t)}
+    n, s = f"{text}/1".split("/")[:2]
+    return {"starts": int(n), "start_sample": int(s)}
+
+
 def compare_starts(mix, models, args):
     """Median wall and blind-stage time per setting of the starts, interleaved."""
-    settings = [tuple(int(v) for v in f"{text}/1".split("/")[:2])
-                for text in args.starts]
-    runs = {s: [] for s in settings}
+    settings = {text: _starts_setting(text) for text in args.starts}
+    runs = {text: [] for text in settings}
     for _ in range(args.repeat):
-        for n, sample in settings:
+        for text, kwargs in settings.items():
             t0 = time.perf_counter()
             res = sgmca_fast.separate(mix.X, 4, models, noise_std=mix.noise_std,
-                                      random_state=args.seed, starts=n,
-                                      start_sample=sample)
-            runs[n, sample].append((time.perf_counter() - t0,
-                                    res.timings["blind"], res.n_iter["semiblind"]))
+                                      random_state=args.seed, **kwargs)
+            runs[text].append((time.perf_counter() - t0,
+                               res.timings["blind"], res.n_iter["semiblind"]))
     first = None
-    for (n, sample), values in runs.items():
+    for text, values in runs.items():
         wall, blind = (float(np.median([v[i] for v in values])) for i in (0, 1))
         first = first or (wall, blind)
-        print(f"starts={n} start_sample={sample}: median of {args.repeat} "
+        print(f"{settings[text]}: median of {args.repeat} "
               f"{wall:6.2f} s ({wall / first[0]:.2f} x), blind stage {blind:6.2f} s "
               f"({blind / first[1]:.2f} x), semi-blind iterations "
               f"{sorted({v[2] for v in values})}")

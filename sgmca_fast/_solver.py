@@ -211,6 +211,7 @@ def separate(
     dtype=None,
     starts=1,
     start_sample=1,
+    start_iter=None,
 ) -> Separation:
     """Separate X = A S + N with sGMCA (GMCA when no model is given).
 
@@ -356,6 +357,13 @@ def separate(
         runs the blind stage on all the data from that start only: about
         ``1 + starts / s`` blind stages instead of ``starts`` (docs/solver.md,
         "Cheap trials of the starts"). Ignored with ``starts=1``.
+    start_iter : int, optional
+        With ``starts`` > 1: each start's trial is the first ``start_iter``
+        (1-99) iterations of its blind stage on all the data, scored there;
+        the winner's stage then continues to its end (the run it would have
+        made alone), the others are dropped: about ``1 + (starts - 1) *
+        start_iter / 100`` blind stages. Not with ``start_sample`` > 1.
+        Ignored with ``starts=1``.
 
     Returns
     -------
@@ -376,7 +384,8 @@ def separate(
         ``noise="poisson"``, negative counts or values with a fraction; an
         unknown dtype, or float32 with missing data, a variance map or
         ``noise="poisson"``; ``starts`` below 1, or above 1 with missing data or
-        fixed spectra; ``start_sample`` below 1.
+        fixed spectra; ``start_sample`` below 1, ``start_iter`` outside 1-99
+        or with ``start_sample`` > 1.
     InputTypeError
         (also a ``TypeError``) a parameter of the wrong type.
     """
@@ -396,7 +405,8 @@ def separate(
             refit_spectra=refit_spectra,
             tol_semiblind=tol_semiblind, random_state=random_state,
             progress=progress, callback=callback, subspace=subspace, dtype=dtype,
-            starts=starts, start_sample=start_sample)
+            starts=starts, start_sample=start_sample,
+            start_iter=start_iter)
     if _validation.choice(noise, "noise", ("gaussian", "poisson")) == "poisson":
         _refuse_float32(dtype, 'noise="poisson"')
         return _poisson.separate_counts(
@@ -407,7 +417,7 @@ def separate(
             refit_spectra=refit_spectra,
             tol_semiblind=tol_semiblind, random_state=random_state,
             progress=progress, callback=callback, subspace=subspace, starts=starts,
-            start_sample=start_sample)
+            start_sample=start_sample, start_iter=start_iter)
     t_start = time.perf_counter()
     X, missing = _missing.read(X, mask, dtype)
     if missing is not None:
@@ -436,7 +446,7 @@ def separate(
     mapped = _checks.mapping_indices(mapping, model_list, counts, n_sources)
     held = _fixed.check(fixed, J, n_sources, sum(counts), mapped)
     starts = _starts.check(starts, missing=missing is not None, held=held)
-    start_sample = _starts.check_sample(start_sample)
+    start_sample, start_iter = _starts.check_trial(start_sample, start_iter)
     sub_rank = _subspace.check(subspace, J, n_sources, missing=missing is not None,
                                variance=variance, held=held, noise_std=noise_std)
     noise = _noisemap.noise_plan(X, noise_std, variance, n_sources, missing,
@@ -486,7 +496,8 @@ def separate(
         A0 = _initial_A(A_init, xx, n_sources, rng)
     else:
         A0 = held.initial_A(A_init, xx, n_sources, rng)
-    state, start_record = _starts.blind(pb, A0, starts, rec, start_sample)
+    state, start_record = _starts.blind(pb, A0, starts, rec, start_sample,
+                                        start_iter)
     n_blind = state.n_iter
     t_blind = time.perf_counter()
 

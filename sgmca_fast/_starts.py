@@ -34,7 +34,7 @@ from ._sources import SourceStep, nonneg_columns, unit_columns
 from ._stages import _IT_MIN, blind_stage
 from ._validation import InputError, integer
 
-__all__ = ["blind", "check", "check_sample", "objective", "start_matrices",
+__all__ = ["blind", "check", "check_trial", "objective", "start_matrices",
            "trial_problem"]
 
 
@@ -55,17 +55,26 @@ def check(starts, *, missing=False, held=None):
     return starts
 
 
-def check_sample(start_sample):
-    """Return ``start_sample`` as an int >= 1 (1: each start's trial on all data).
+def check_trial(start_sample, start_iter):
+    """Return ``(start_sample, start_iter)`` checked: an int >= 1, None or an int.
+
+    ``start_iter`` is at least 1 and below the blind stage's 100 iterations;
+    it and ``start_sample`` > 1 exclude each other.
 
     Raises
     ------
     InputError
-        Below 1.
+        Out of range, or both given.
     InputTypeError
-        Not an integer.
+        Not integers.
     """
-    return integer(start_sample, "start_sample", 1)
+    start_sample = integer(start_sample, "start_sample", 1)
+    if start_iter is not None:
+        start_iter = integer(start_iter, "start_iter", 1, _IT_MIN - 1)
+        if start_sample > 1:
+            raise InputError("start_iter and start_sample > 1 are two kinds of "
+                             "trial of the starts: give one of them")
+    return start_sample, start_iter
 
 
 def trial_problem(pb, sample):
@@ -246,7 +255,7 @@ def objective(pb, A, detail=None):
             "max_cos": float(cos.max(initial=0.0))}
 
 
-def blind(pb, A_first, n_starts, rec, sample=1):
+def blind(pb, A_first, n_starts, rec, sample=1, until=None):
     """Run the blind stage from each start; keep the least unexplained energy.
 
     The criterion is the residual term of :func:`objective` (the data's detail
@@ -268,7 +277,12 @@ def blind(pb, A_first, n_starts, rec, sample=1):
         1: each start runs the blind stage on all the data and the winner's run
         is kept. s > 1: each start's trial runs it on every s-th pixel
         (:func:`trial_problem`) and is scored there; the blind stage then runs
-        on all the data from the winning start only.
+        on all the data from the winning trial's end only.
+    until : int, optional
+        Each start's trial is the first ``until`` iterations of its blind stage
+        on all the data, scored there; the winner's stage then continues to its
+        end (the same run as without the stop), the others are dropped. Not
+        with ``sample`` > 1.
 
     Returns
     -------
@@ -287,9 +301,10 @@ def blind(pb, A_first, n_starts, rec, sample=1):
     record, best = [], None
     for name, A0 in zip(names, starts, strict=True):
         rec.new_history()
-        rec.start(f"GMCA ({name})" if sample == 1 else f"GMCA trial ({name})",
-                  2 * _IT_MIN)
-        state = blind_stage(trial_pb, A0.copy(), rec)  # the loser's buffers are freed
+        rec.start(f"GMCA ({name})" if sample == 1 and until is None
+                  else f"GMCA trial ({name})", 2 * _IT_MIN if until is None else until)
+        # its own buffers: the losers' are freed
+        state = blind_stage(trial_pb, A0.copy(), rec, until)
         score = objective(trial_pb, state.A)
         record.append({"name": name, **score, "n_iter": state.n_iter,
                        "pixels": trial_pb.step.Xw.shape[2], "A": state.A.copy(),
@@ -298,7 +313,11 @@ def blind(pb, A_first, n_starts, rec, sample=1):
             best = (score["residual"], len(record) - 1, state, rec.history)
     _, i, state, rec.history = best
     record[i]["chosen"] = True
-    if sample > 1:
+    if until is not None and state.n_iter == until:  # not stopped by the callback
+        del best
+        rec.start(f"GMCA ({names[i]})", 2 * _IT_MIN)
+        state = blind_stage(pb, None, rec, state=state)
+    elif sample > 1:
         # From the winning trial's end, not its start: a start's path on all the
         # data can part from its path on the sample (docs/results.md).
         del best, state  # the trials' buffers

@@ -342,7 +342,8 @@ def _check(cube, n_sources, models, kw):
              tol=real(kw["tol_semiblind"], "tol_semiblind", low=0.0),
              callback=_checks.callback_or_none(kw["callback"]),
              starts=_starts.check(kw.get("starts", 1)),
-             start_sample=_starts.check_sample(kw.get("start_sample", 1)),
+             trial=_starts.check_trial(kw.get("start_sample", 1),
+                                       kw.get("start_iter")),
              rng=_checks.rng(kw["random_state"]))
     for name in ("nonneg_A", "nonneg_S", "l1", "progress"):
         c[name] = boolean(kw[name], name)
@@ -500,7 +501,7 @@ def separate(result_type, X, n_sources, models=None, **kw):
     rec = Recorder(c["progress"], c["callback"])
     A0 = sub.pca(n) if c["A_init"] is None else c["A_init"]
     state, start_record = _starts.blind(pb, unit_columns(A0, rng), c["starts"], rec,
-                                        c["start_sample"])
+                                        *c["trial"])
     n_blind = state.n_iter
     t3 = time.perf_counter()
     restarted = False

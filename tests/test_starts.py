@@ -147,6 +147,11 @@ def _no_call(info):
         ({"starts": 3, "start_sample": 0}, InputError,
          "start_sample must be at least 1"),
         ({"start_sample": 8.0}, TypeError, "start_sample must be an integer"),
+        ({"starts": 3, "start_iter": 100}, InputError,
+         "start_iter must be at most 99"),
+        ({"starts": 3, "start_iter": 0}, InputError, "start_iter must be at least 1"),
+        ({"starts": 3, "start_iter": 20, "start_sample": 8}, InputError,
+         "start_iter and start_sample > 1 are two kinds"),
     ],
 )
 def test_starts_is_checked_before_any_work(kwargs, error, match):
@@ -255,3 +260,22 @@ def test_cheap_trials_in_the_channel_subspace_and_streamed(tmp_path):
     assert ([r["chosen"] for r in streamed.history["starts"]]
             == [r["chosen"] for r in res.history["starts"]])
     np.testing.assert_allclose(streamed.A, res.A, atol=1e-8)
+
+
+def test_short_trials_continue_the_winner_to_its_uninterrupted_run(monkeypatch):
+    X, A0, sigma = sparse_lines(39, 2.5)
+    full = gmca(X, 3, noise_std=sigma, random_state=0, starts=3)
+    calls = _count_updates(monkeypatch)
+    res = gmca(X, 3, noise_std=sigma, random_state=0, starts=3, start_iter=40)
+    record = res.history["starts"]
+    assert [r["n_iter"] for r in record] == [40, 40, 40]
+    assert [r["pixels"] for r in record] == [4096] * 3
+    i = [r["chosen"] for r in record].index(True)
+    assert i != 0 and per_source_sad(A0, res.A).min() > 15
+    assert per_source_sad(A0, record[0]["A"]).min() < 5  # PCA merges by then
+    # the winner's stage is its whole run from its start, bit for bit
+    np.testing.assert_array_equal(res.A, full.history["starts"][i]["A"])
+    assert res.n_iter["blind"] == full.history["starts"][i]["n_iter"]
+    assert len(res.history["delta_S"]) == res.n_iter["blind"]
+    # 3 trials of 40, a score each, the winner's other iterations, the final stage
+    assert calls == {4096: 3 * 40 + 3 + (res.n_iter["blind"] - 40) + 1}
