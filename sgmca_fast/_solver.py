@@ -79,8 +79,9 @@ class Separation:
         ``"starts"``: per blind start a dict (``name``, ``residual``, the
         criterion, ``objective``, ``max_cos``, ``n_iter``, ``pixels`` per
         scale, ``A`` the start's blind-stage end (J, I), ``chosen``; with
-        ``start_sample`` > 1 these are its trial's, on the sample); the other
-        lists are the kept start's run on all the data.
+        ``start_iter`` or ``start_sample`` > 1 these are its trial's: after
+        ``start_iter`` iterations, or on the sample); the other lists are the
+        kept start's run on all the data.
     dtype : str
         The working precision of the data-sized arrays, ``"float64"`` (the
         default) or ``"float32"`` (``separate(dtype=np.float32)``: X, its
