@@ -72,6 +72,12 @@ def main(argv=None):
                         help="-refit: separate(refit_spectra=True)")
     parser.add_argument("--starts", type=int, default=1,
                         help="blind starts (separate(starts=...))")
+    parser.add_argument("--start-sample", type=int, default=1,
+                        help="try each start on every s-th pixel "
+                             "(separate(start_sample=...))")
+    parser.add_argument("--start-iter", type=int, default=None,
+                        help="try each start for its first T blind iterations "
+                             "(separate(start_iter=...))")
     parser.add_argument("--threads", type=int, default=None,
                         help="thread count (sgmca_fast.set_num_threads)")
     parser.add_argument("--subspace", default="none",
@@ -98,7 +104,9 @@ def main(argv=None):
             res = sgmca_fast.separate(
                 mix.X, 4, models if method.startswith("sGMCA") else None,
                 noise_std=mix.noise_std, random_state=seed, subspace=subspace,
-                starts=args.starts, refit_spectra=method.endswith("-refit"),
+                starts=args.starts, start_sample=args.start_sample,
+                start_iter=args.start_iter,
+                refit_spectra=method.endswith("-refit"),
             )
             elapsed = time.perf_counter() - t0
             m = metrics.evaluate(mix.A0, mix.S0, res.A, res.S, noise=mix.N,

@@ -1,12 +1,15 @@
 """Time and profile one full sGMCA run on the Cas A data (346 x 346 x 75).
 
 Run: python bench/time_separation.py [--repeat 3] [--profile] [--memory]
+     python bench/time_separation.py --starts 1 3 3/8 3@40 --repeat 5
 
 Prints the wall time of each stage (best of --repeat runs after a warm-up that
 compiles the Numba kernels), the time per iteration, with --profile the functions
 where the time goes, and with --memory the memory held across iterations
 (tracemalloc, which sees numpy's allocations) against the size of the data's
-starlet transform.
+starlet transform. With --starts, the runs with each setting of the blind starts
+(N: ``starts=N``; N/s: ``start_sample=s`` too; N@T: ``start_iter=T`` too)
+interleaved, the median of --repeat, and each one's time over the first's.
 """
 
 import argparse
@@ -28,6 +31,8 @@ def main(argv=None):
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--profile", action="store_true")
     parser.add_argument("--memory", action="store_true")
+    parser.add_argument("--starts", nargs="+", default=None,
+                        help="compare blind starts side by side: N, N/s or N@T")
     args = parser.parse_args(argv)
     _common.print_header()
     print(f"threads {sgmca_fast.get_num_threads()}")
@@ -36,6 +41,9 @@ def main(argv=None):
     mix = make_case(casa, args.seed, 1.0, 40.0, 0)
     small = mix.X[:, :48, :48]
     sgmca_fast.separate(small, 4, models, noise_std=mix.noise_std)  # compile
+    if args.starts:
+        compare_starts(mix, models, args)
+        return
 
     best = None
     for _ in range(args.repeat):
@@ -87,6 +95,36 @@ def main(argv=None):
               f"{peak / transform:.2f} x the data's starlet transform "
               f"({transform / 2**20:.0f} MiB); the data themselves: "
               f"{mix.X.nbytes / 2**20:.0f} MiB")
+
+
+def _starts_setting(text):
+    """'N' -> starts=N; 'N/s' -> start_sample=s too; 'N@T' -> start_iter=T too."""
+    if "@" in text:
+        n, t = text.split("@")
+        return {"starts": int(n), "start_iter": int(t)}
+    n, s = f"{text}/1".split("/")[:2]
+    return {"starts": int(n), "start_sample": int(s)}
+
+
+def compare_starts(mix, models, args):
+    """Median wall and blind-stage time per setting of the starts, interleaved."""
+    settings = {text: _starts_setting(text) for text in args.starts}
+    runs = {text: [] for text in settings}
+    for _ in range(args.repeat):
+        for text, kwargs in settings.items():
+            t0 = time.perf_counter()
+            res = sgmca_fast.separate(mix.X, 4, models, noise_std=mix.noise_std,
+                                      random_state=args.seed, **kwargs)
+            runs[text].append((time.perf_counter() - t0,
+                               res.timings["blind"], res.n_iter["semiblind"]))
+    first = None
+    for text, values in runs.items():
+        wall, blind = (float(np.median([v[i] for v in values])) for i in (0, 1))
+        first = first or (wall, blind)
+        print(f"{settings[text]}: median of {args.repeat} "
+              f"{wall:6.2f} s ({wall / first[0]:.2f} x), blind stage {blind:6.2f} s "
+              f"({blind / first[1]:.2f} x), semi-blind iterations "
+              f"{sorted({v[2] for v in values})}")
 
 
 if __name__ == "__main__":

@@ -78,9 +78,11 @@ class Separation:
         was found to duplicate another and restarted from the residual (a lost
         source; see the user guide). With ``separate(starts=N)``, N > 1, also
         ``"starts"``: per blind start a dict (``name``, ``residual``, the
-        criterion, ``objective``, ``max_cos``, ``n_iter``, ``A`` the start's
-        blind-stage end (J, I), ``chosen``); the other lists are the kept
-        start's.
+        criterion, ``objective``, ``max_cos``, ``n_iter``, ``pixels`` per
+        scale, ``A`` the start's blind-stage end (J, I), ``chosen``; with
+        ``start_iter`` or ``start_sample`` > 1 these are its trial's: after
+        ``start_iter`` iterations, or on the sample); the other lists are the
+        kept start's run on all the data.
     dtype : str
         The working precision of the data-sized arrays, ``"float64"`` (the
         default) or ``"float32"`` (``separate(dtype=np.float32)``: X, its
@@ -211,6 +213,8 @@ def separate(
     dtype=None,
     starts=1,
     blind_stage=True,
+    start_sample=1,
+    start_iter=None,
 ) -> Separation:
     """Separate X = A S + N with sGMCA (GMCA when no model is given).
 
@@ -356,6 +360,21 @@ def separate(
         separated, e.g. from a previous run on the same field; ``noise="poisson"``
         skips it in its later passes with models (docs/solver.md, "Photon
         counts").
+    start_sample : int, optional
+        With ``starts`` > 1: 1 (default) runs each start's whole blind stage on
+        all the data. s > 1 tries each start on every s-th pixel of the detail
+        planes (the whole blind stage there, about 1 / s of its cost), keeps the
+        start whose trial leaves the least unexplained energy on that sample, and
+        runs the blind stage on all the data from that start only: about
+        ``1 + starts / s`` blind stages instead of ``starts`` (docs/solver.md,
+        "Cheap trials of the starts"). Ignored with ``starts=1``.
+    start_iter : int, optional
+        With ``starts`` > 1: each start's trial is the first ``start_iter``
+        (1-99) iterations of its blind stage on all the data, scored there;
+        the winner's stage then continues to its end (the run it would have
+        made alone), the others are dropped: about ``1 + (starts - 1) *
+        start_iter / 100`` blind stages. Not with ``start_sample`` > 1.
+        Ignored with ``starts=1``.
 
     Returns
     -------
@@ -376,8 +395,9 @@ def separate(
         ``noise="poisson"``, negative counts or values with a fraction; an
         unknown dtype, or float32 with missing data, a variance map or
         ``noise="poisson"``; ``starts`` below 1, or above 1 with missing data or
-        fixed spectra; ``blind_stage=False`` without ``A_init`` or with
-        ``starts`` above 1.
+        fixed spectra; ``start_sample`` below 1, ``start_iter`` outside 1-99
+        or with ``start_sample`` > 1; ``blind_stage=False`` without ``A_init``
+        or with ``starts`` above 1.
     InputTypeError
         (also a ``TypeError``) a parameter of the wrong type.
     """
@@ -397,7 +417,8 @@ def separate(
             refit_spectra=refit_spectra,
             tol_semiblind=tol_semiblind, random_state=random_state,
             progress=progress, callback=callback, subspace=subspace, dtype=dtype,
-            starts=starts, blind_stage=blind_stage)
+            starts=starts, start_sample=start_sample,
+            start_iter=start_iter, blind_stage=blind_stage)
     if _validation.choice(noise, "noise", ("gaussian", "poisson")) == "poisson":
         _refuse_float32(dtype, 'noise="poisson"')
         return _poisson.separate_counts(
@@ -408,6 +429,7 @@ def separate(
             refit_spectra=refit_spectra,
             tol_semiblind=tol_semiblind, random_state=random_state,
             progress=progress, callback=callback, subspace=subspace, starts=starts,
+            start_sample=start_sample, start_iter=start_iter,
             blind_stage=blind_stage)
     t_start = time.perf_counter()
     X, missing = _missing.read(X, mask, dtype)
@@ -437,6 +459,7 @@ def separate(
     mapped = _checks.mapping_indices(mapping, model_list, counts, n_sources)
     held = _fixed.check(fixed, J, n_sources, sum(counts), mapped)
     starts = _starts.check(starts, missing=missing is not None, held=held)
+    start_sample, start_iter = _starts.check_trial(start_sample, start_iter)
     blind_stage = _checks.blind_stage(blind_stage, A_init, starts)
     sub_rank = _subspace.check(subspace, J, n_sources, missing=missing is not None,
                                variance=variance, held=held, noise_std=noise_std)
@@ -488,7 +511,8 @@ def separate(
     else:
         A0 = held.initial_A(A_init, xx, n_sources, rng)
     if blind_stage:
-        state, start_record = _starts.blind(pb, A0, starts, rec)
+        state, start_record = _starts.blind(pb, A0, starts, rec, start_sample,
+                                            start_iter)
     else:
         state = no_blind_stage(pb, A0, estimate=not (model_list
                                                       and max_iter_semiblind > 0))

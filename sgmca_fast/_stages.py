@@ -281,24 +281,30 @@ def _cond(A):
     return float(s[0] / s[-1]) if s[-1] > 0 else np.inf
 
 
-def blind_stage(pb, A, rec):
+def blind_stage(pb, A, rec, until=None, state=None):
     """GMCA from A: at least 100 iterations while K ramps up to K_max.
 
     Parameters
     ----------
     pb : Problem
     A : (J, I) ndarray
-        Starting mixing matrix, unit columns.
+        Starting mixing matrix, unit columns (unused when ``state`` is given).
     rec : Recorder
+    until : int, optional
+        Stop after this many iterations (a trial of a start, :mod:`~._starts`).
+    state : State, optional
+        A stage stopped by ``until``, continued where it stopped: the result is
+        the uninterrupted run's.
 
     Returns
     -------
     State
     """
-    state = State(A, np.zeros(pb.detail_shape(), pb.dtype),
-                  np.zeros(pb.detail_shape(), pb.dtype),
-                  [None] * pb.n_sources, [None] * pb.n_sources)
-    for it in range(2 * _IT_MIN):
+    if state is None:
+        state = State(A, np.zeros(pb.detail_shape(), pb.dtype),
+                      np.zeros(pb.detail_shape(), pb.dtype),
+                      [None] * pb.n_sources, [None] * pb.n_sources)
+    for it in range(state.n_iter, 2 * _IT_MIN if until is None else until):
         K = min(pb.K_max / (_IT_MIN / 2 - 1) * (it + 1), pb.K_max)
         delta_S = pb.sources(state.A, K, state)
         A_old = state.A

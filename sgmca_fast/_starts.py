@@ -18,16 +18,24 @@ The starts, in order:
 - ``"random"``: random unit combinations of the first start's columns (for the
   PCA start, of the I leading principal directions; a Haar-random rotation
   drawn from the run's ``rng``), made non-negative.
+
+With ``start_sample=s`` > 1 each start is first tried on a sample of the data:
+the whole blind stage on every s-th pixel of the detail planes (about 1 / s of
+its cost), scored on that sample; only the winning start then runs the blind
+stage on all the data (docs/solver.md, "Cheap trials of the starts").
 """
+
+import dataclasses
 
 import numpy as np
 
 from . import _kernels
-from ._sources import nonneg_columns, unit_columns
+from ._sources import SourceStep, nonneg_columns, unit_columns
 from ._stages import _IT_MIN, blind_stage
 from ._validation import InputError, integer
 
-__all__ = ["blind", "check", "objective", "start_matrices"]
+__all__ = ["blind", "check", "check_trial", "objective", "start_matrices",
+           "trial_problem"]
 
 
 def check(starts, *, missing=False, held=None):
@@ -45,6 +53,59 @@ def check(starts, *, missing=False, held=None):
         raise InputError(f"starts={starts} needs complete data and no fixed spectra "
                          "(missing data or fixed spectra: starts=1)")
     return starts
+
+
+def check_trial(start_sample, start_iter):
+    """Return ``(start_sample, start_iter)`` checked: an int >= 1, None or an int.
+
+    ``start_iter`` is at least 1 and below the blind stage's 100 iterations;
+    it and ``start_sample`` > 1 exclude each other.
+
+    Raises
+    ------
+    InputError
+        Out of range, or both given.
+    InputTypeError
+        Not integers.
+    """
+    start_sample = integer(start_sample, "start_sample", 1)
+    if start_iter is not None:
+        start_iter = integer(start_iter, "start_iter", 1, _IT_MIN - 1)
+        if start_sample > 1:
+            raise InputError("start_iter and start_sample > 1 are two kinds of "
+                             "trial of the starts: give one of them")
+    return start_sample, start_iter
+
+
+def trial_problem(pb, sample):
+    """Return the Problem on every ``sample``-th pixel of the detail planes.
+
+    The same pixels at every scale (raster order of the flattened image), so a
+    source keeps its coefficients' statistics; the thresholds' noise levels and
+    the K fraction do not depend on the pixel count. A per-voxel variance map
+    is sampled alike. The copy costs 1 / sample of the coefficients.
+
+    Parameters
+    ----------
+    pb : Problem
+    sample : int
+        >= 1.
+
+    Returns
+    -------
+    Problem
+        ``Xd`` (m, nscales * ceil(P / sample)) and ``step`` on the sample; every
+        other field (``xx``, ``rng``, the subspace) is ``pb``'s.
+    """
+    step = pb.step
+    ns = step.nscales
+    Xw = np.ascontiguousarray(step.Xw[:, :ns, ::sample])
+    vmap = step.variance_map
+    if vmap is not None:
+        vmap = np.ascontiguousarray(vmap[:, ::sample])
+    trial = SourceStep(Xw, step.noise, step.norms, step.k, step.l1, step.nonneg_S,
+                       vmap, coarse=False)
+    return dataclasses.replace(pb, Xd=Xw.reshape(Xw.shape[0], -1), step=trial)
 
 
 def _pursuit(Xd, n_sources):
@@ -194,7 +255,7 @@ def objective(pb, A, detail=None):
             "max_cos": float(cos.max(initial=0.0))}
 
 
-def blind(pb, A_first, n_starts, rec):
+def blind(pb, A_first, n_starts, rec, sample=1, until=None):
     """Run the blind stage from each start; keep the least unexplained energy.
 
     The criterion is the residual term of :func:`objective` (the data's detail
@@ -211,7 +272,17 @@ def blind(pb, A_first, n_starts, rec):
     n_starts : int
         1: the single run of :func:`~._stages.blind_stage`, nothing else done.
     rec : Recorder
-        Its history ends as the winner's.
+        Its history ends as the winner's (its run on all the data).
+    sample : int, optional
+        1: each start runs the blind stage on all the data and the winner's run
+        is kept. s > 1: each start's trial runs it on every s-th pixel
+        (:func:`trial_problem`) and is scored there; the blind stage then runs
+        on all the data from the winning trial's end only.
+    until : int, optional
+        Each start's trial is the first ``until`` iterations of its blind stage
+        on all the data, scored there; the winner's stage then continues to its
+        end (the same run as without the stop), the others are dropped. Not
+        with ``sample`` > 1.
 
     Returns
     -------
@@ -219,21 +290,38 @@ def blind(pb, A_first, n_starts, rec):
         The winner's end (ties go to the earlier start).
     record : list of dict or None
         Per start: ``name``, ``objective``, ``residual``, ``max_cos``,
-        ``n_iter``, ``A`` (its end, (J, I)) and ``chosen``; None for one start.
+        ``n_iter`` (its trial's iterations), ``pixels`` (its trial's pixels per
+        scale), ``A`` (its trial's end, (J, I)) and ``chosen``; None for one
+        start.
     """
     if n_starts == 1:
         return blind_stage(pb, A_first, rec), None
     names, starts = start_matrices(pb, A_first, n_starts)
+    trial_pb = pb if sample == 1 else trial_problem(pb, sample)
     record, best = [], None
     for name, A0 in zip(names, starts, strict=True):
         rec.new_history()
-        rec.start(f"GMCA ({name})", 2 * _IT_MIN)
-        state = blind_stage(pb, A0, rec)  # its own buffers: the loser's are freed
-        score = objective(pb, state.A)
+        rec.start(f"GMCA ({name})" if sample == 1 and until is None
+                  else f"GMCA trial ({name})", 2 * _IT_MIN if until is None else until)
+        # its own buffers: the losers' are freed
+        state = blind_stage(trial_pb, A0.copy(), rec, until)
+        score = objective(trial_pb, state.A)
         record.append({"name": name, **score, "n_iter": state.n_iter,
-                       "A": state.A.copy(), "chosen": False})
+                       "pixels": trial_pb.step.Xw.shape[2], "A": state.A.copy(),
+                       "chosen": False})
         if best is None or score["residual"] < best[0]:
             best = (score["residual"], len(record) - 1, state, rec.history)
     _, i, state, rec.history = best
     record[i]["chosen"] = True
+    if until is not None and state.n_iter == until:  # not stopped by the callback
+        del best
+        rec.start(f"GMCA ({names[i]})", 2 * _IT_MIN)
+        state = blind_stage(pb, None, rec, state=state)
+    elif sample > 1:
+        # From the winning trial's end, not its start: a start's path on all the
+        # data can part from its path on the sample (docs/results.md).
+        del best, state  # the trials' buffers
+        rec.new_history()
+        rec.start(f"GMCA ({names[i]})", 2 * _IT_MIN)
+        state = blind_stage(pb, record[i]["A"].copy(), rec)
     return state, record

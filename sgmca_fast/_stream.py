@@ -343,6 +343,8 @@ def _check(cube, n_sources, models, kw):
              tol=real(kw["tol_semiblind"], "tol_semiblind", low=0.0),
              callback=_checks.callback_or_none(kw["callback"]),
              starts=_starts.check(kw.get("starts", 1)),
+             trial=_starts.check_trial(kw.get("start_sample", 1),
+                                       kw.get("start_iter")),
              rng=_checks.rng(kw["random_state"]))
     for name in ("nonneg_A", "nonneg_S", "l1", "progress"):
         c[name] = boolean(kw[name], name)
@@ -503,7 +505,7 @@ def separate(result_type, X, n_sources, models=None, **kw):
     A0 = sub.pca(n) if c["A_init"] is None else c["A_init"]
     if c["blind_stage"]:
         state, start_record = _starts.blind(pb, unit_columns(A0, rng), c["starts"],
-                                            rec)
+                                            rec, *c["trial"])
     else:
         estimate = not (c["models"] and c["max_iter"] > 0)
         state = no_blind_stage(pb, unit_columns(A0, rng), estimate)
