@@ -13,23 +13,10 @@ from sgmca_fast._validation import InputError
 def two_lines(seed, d):
     """Two Gaussian lines d channels apart and a slope, sparse sources, 60 dB.
 
-    With d = 2.5 and seed 1, GMCA from the PCA start merges the two lines.
+    32 x 32 pixels, 60 coefficients per source (:func:`sparse_lines`). With d =
+    2.5 and seed 1, GMCA from the PCA start merges the two lines.
     """
-    rng = np.random.default_rng(seed)
-    J, size = 16, 32
-    x = np.arange(J)
-    c0 = rng.uniform(4, J - 6)
-    A0 = np.column_stack([np.exp(-0.5 * ((x - c0) / 2.0) ** 2),
-                          np.exp(-0.5 * ((x - c0 - d) / 2.0) ** 2),
-                          np.linspace(1, 0.2, J)])
-    A0 /= np.linalg.norm(A0, axis=0)
-    S0 = np.zeros((3, size, size))
-    for i in range(3):
-        idx = rng.choice(size * size, size=60, replace=False)
-        S0[i].flat[idx] = rng.exponential(1.0, 60) + 0.5
-    X = np.einsum("ji,ihw->jhw", A0, S0)
-    sigma = np.sqrt(np.mean(X**2) * 1e-6)
-    return X + sigma * rng.standard_normal(X.shape), A0, sigma
+    return sparse_lines(seed, d, size=32, n=60)
 
 
 def per_source_sad(A0, A):
@@ -161,10 +148,14 @@ def test_starts_is_checked_before_any_work(kwargs, error, match):
 
 
 def sparse_lines(seed, d, size=64, n=400):
-    """As :func:`two_lines` on 64 x 64 pixels with 400 coefficients per source.
+    """Two Gaussian lines d channels apart and a slope, sparse sources, 60 dB.
 
-    With d = 2.5 and seed 39, GMCA from the PCA start merges the two lines (on
-    all the pixels and on every 8th: 512 pixels a scale, the trial of the start).
+    ``size`` x ``size`` pixels, ``n`` coefficients per source. With d = 2.5 and
+    seed 39 (the defaults' sizes), GMCA from the PCA start merges the two lines
+    (on all the pixels and on every 8th: 512 pixels a scale, the trial of the
+    start).
+
+    Returns X (16, size, size), A0 (16, 3), the noise std.
     """
     rng = np.random.default_rng(seed)
     J = 16
