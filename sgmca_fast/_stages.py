@@ -281,6 +281,13 @@ def _cond(A):
     return float(s[0] / s[-1]) if s[-1] > 0 else np.inf
 
 
+def _empty_state(pb, A):
+    """Return a state at A with zeroed source buffers, before any iteration."""
+    return State(A, np.zeros(pb.detail_shape(), pb.dtype),
+                 np.zeros(pb.detail_shape(), pb.dtype),
+                 [None] * pb.n_sources, [None] * pb.n_sources)
+
+
 def blind_stage(pb, A, rec, until=None, state=None):
     """GMCA from A: at least 100 iterations while K ramps up to K_max.
 
@@ -301,9 +308,7 @@ def blind_stage(pb, A, rec, until=None, state=None):
     State
     """
     if state is None:
-        state = State(A, np.zeros(pb.detail_shape(), pb.dtype),
-                      np.zeros(pb.detail_shape(), pb.dtype),
-                      [None] * pb.n_sources, [None] * pb.n_sources)
+        state = _empty_state(pb, A)
     for it in range(state.n_iter, 2 * _IT_MIN if until is None else until):
         K = min(pb.K_max / (_IT_MIN / 2 - 1) * (it + 1), pb.K_max)
         delta_S = pb.sources(state.A, K, state)
@@ -338,9 +343,7 @@ def no_blind_stage(pb, A, estimate=False):
     State
         With ``n_iter`` 0.
     """
-    state = State(A, np.zeros(pb.detail_shape(), pb.dtype),
-                  np.zeros(pb.detail_shape(), pb.dtype),
-                  [None] * pb.n_sources, [None] * pb.n_sources)
+    state = _empty_state(pb, A)
     if estimate:
         pb.sources(A, 1.0, state)  # reweights by the zero buffer: plain thresholds
     return state
